@@ -1,0 +1,226 @@
+//! The `genkan` server: reads the configuration once, prepares the data directory, opens the
+//! database, binds the listeners and hands them to the gateway; then waits for signals.
+//!
+//! What it is: the one place with sockets, files, the clock and signal handling. Startup is one
+//! linear function ([`start`]); configuration is read into an immutable [`config::Config`] and
+//! passed down, never kept in a global.
+//!
+//! What it is not: a home for business rules. Routing, TLS policy and logging formats live in
+//! `gateway`; storage in `store-sqlite`.
+
+pub mod clock;
+pub mod config;
+pub mod datadir;
+pub mod pages;
+pub mod service;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use gateway::tls::CertStore;
+use gateway::{AccessLog, FrontDoor, LocalApp};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower::ServiceExt;
+
+use crate::config::{AccessLogTarget, Config, TlsSource};
+use crate::datadir::DataDir;
+
+/// A started server. Dropping it does not stop it; call [`Running::shutdown`].
+pub struct Running {
+    /// Where HTTPS is served (the real port when the config asked for port 0).
+    pub https_addr: SocketAddr,
+    /// Where the HTTP redirect listener is, if on.
+    pub http_addr: Option<SocketAddr>,
+    /// The data directory in use.
+    pub data_dir: PathBuf,
+    /// Whether this start made a new self-signed certificate.
+    pub made_self_signed: bool,
+    config: Config,
+    door: Arc<FrontDoor>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    _database: store_sqlite::Database,
+}
+
+/// Prepares everything and starts serving; returns once the listeners are bound.
+pub async fn start(config: Config) -> Result<Running> {
+    let data = DataDir::prepare(&config.data_dir)?;
+    let database = store_sqlite::Database::open(&data.database(), &clock::utc_now().to_rfc3339())
+        .with_context(|| format!("cannot open the database {}", data.database().display()))?;
+    datadir::restrict_to_owner(&data.database())?;
+    let (certified, made_self_signed) = load_certificate(&config, &data)?;
+    let certs = Arc::new(CertStore::new(certified));
+    let tls = gateway::tls::server_config(Arc::clone(&certs), config.session_cache_entries)?;
+    let access_log = open_access_log(&config)?;
+
+    let https = TcpListener::bind(config.listen_https)
+        .await
+        .with_context(|| format!("listen_https: cannot listen on {}", config.listen_https))?;
+    let https_addr = https.local_addr()?;
+    let http = match config.listen_http {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listen_http: cannot listen on {addr}"))?,
+        ),
+        None => None,
+    };
+    let http_addr = http.as_ref().map(TcpListener::local_addr).transpose()?;
+
+    let settings = settings_for(&config, https_addr);
+    let local = built_in_apps();
+    let door = FrontDoor::new(settings, certs, tls, config.limits.clone(), access_log, local, clock::local_now);
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks = vec![tokio::spawn(Arc::clone(&door).serve_https(https, shutdown_rx.clone()))];
+    if let Some(http) = http {
+        tasks.push(tokio::spawn(Arc::clone(&door).serve_redirect(http, shutdown_rx)));
+    }
+    tracing::info!(%https_addr, ?http_addr, data_dir = %data.root().display(), "genkan started");
+    Ok(Running {
+        https_addr,
+        http_addr,
+        data_dir: data.root().to_owned(),
+        made_self_signed,
+        config,
+        door,
+        shutdown,
+        tasks,
+        _database: database,
+    })
+}
+
+impl Running {
+    /// Re-reads the config file (if the server was started from one) and the certificate, and
+    /// applies them to new requests. Listener and data-directory changes need a restart.
+    /// On any error the running settings stay as they were.
+    pub fn reload(&mut self) -> Result<()> {
+        let fresh = match &self.config.source {
+            Some(path) => Config::load(path).with_context(|| format!("{} not reloaded", path.display()))?,
+            None => self.config.clone(),
+        };
+        if fresh.listen_https != self.config.listen_https
+            || fresh.listen_http != self.config.listen_http
+            || fresh.data_dir != self.config.data_dir
+        {
+            tracing::warn!("listener or data_dir changes take effect only after a restart");
+        }
+        let data = DataDir::prepare(&self.config.data_dir)?;
+        let (certified, _) = load_certificate(&fresh, &data)?;
+        self.door.certificates().replace(certified);
+        self.door.reload(settings_for(&fresh, self.https_addr));
+        self.config = Config {
+            listen_https: self.config.listen_https,
+            listen_http: self.config.listen_http,
+            data_dir: self.config.data_dir.clone(),
+            ..fresh
+        };
+        tracing::info!("configuration and certificate reloaded");
+        Ok(())
+    }
+
+    /// Reopens the access log (after logrotate moved it).
+    pub fn reopen_logs(&self) {
+        self.door.access_log().reopen();
+        tracing::info!("access log reopened");
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to the grace period), and returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Serves until SIGTERM or SIGINT, reloading on SIGHUP and reopening logs on SIGUSR1.
+    /// Tells systemd about each state when run under it.
+    #[cfg(unix)]
+    pub async fn serve_until_signalled(mut self) -> Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = signal(SignalKind::hangup())?;
+        let mut user1 = signal(SignalKind::user_defined1())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        notify_systemd(&[sd_notify::NotifyState::Ready]);
+        loop {
+            tokio::select! {
+                _ = hangup.recv() => {
+                    notify_systemd(&[sd_notify::NotifyState::Reloading]);
+                    if let Err(error) = self.reload() {
+                        tracing::error!("{error:#}");
+                    }
+                    notify_systemd(&[sd_notify::NotifyState::Ready]);
+                }
+                _ = user1.recv() => self.reopen_logs(),
+                _ = terminate.recv() => break,
+                _ = interrupt.recv() => break,
+            }
+        }
+        notify_systemd(&[sd_notify::NotifyState::Stopping]);
+        tracing::info!("shutting down; draining requests in flight");
+        self.shutdown().await;
+        Ok(())
+    }
+
+    /// Serves until Ctrl+C (platforms without Unix signals).
+    #[cfg(not(unix))]
+    pub async fn serve_until_signalled(self) -> Result<()> {
+        tokio::signal::ctrl_c().await?;
+        self.shutdown().await;
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn notify_systemd(states: &[sd_notify::NotifyState<'_>]) {
+    if let Err(error) = sd_notify::notify(states) {
+        tracing::warn!(%error, "could not notify systemd");
+    }
+}
+
+/// genkan's own pages as the gateway's fallback service.
+fn built_in_apps() -> LocalApp {
+    let router = pages::router();
+    let service = ServiceExt::<http::Request<hyper::body::Incoming>>::map_response(router, |response: axum::response::Response| {
+        response.map(gateway::boxed)
+    });
+    LocalApp::new(service)
+}
+
+fn settings_for(config: &Config, https_addr: SocketAddr) -> gateway::Settings {
+    let mut settings = config.gateway.clone();
+    if config.https_redirect_port.is_none() {
+        settings.https_redirect_port = https_addr.port();
+    }
+    settings
+}
+
+fn load_certificate(config: &Config, data: &DataDir) -> Result<(rustls::sign::CertifiedKey, bool)> {
+    let (cert, key, made) = match &config.tls {
+        TlsSource::Files {
+            certificate,
+            private_key,
+        } => (certificate.clone(), private_key.clone(), false),
+        TlsSource::SelfSigned { hostnames } => datadir::ensure_self_signed(data, hostnames, clock::utc_now())?,
+    };
+    let certified = gateway::tls::load_certified_key(&cert, &key).context("tls.certificate")?;
+    Ok((certified, made))
+}
+
+fn open_access_log(config: &Config) -> Result<AccessLog> {
+    Ok(match &config.access_log {
+        AccessLogTarget::Off => AccessLog::off(),
+        AccessLogTarget::File { path, format } => {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).with_context(|| format!("access_log.path: cannot create {}", parent.display()))?;
+            }
+            AccessLog::open(path, *format).context("access_log.path")?
+        }
+    })
+}

@@ -1,0 +1,139 @@
+//! `genkan`: the command line. Each subcommand is a few lines that call into the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use server::config::Config;
+
+#[derive(Parser)]
+#[command(name = "genkan", version, about = "genkan: the secure entrance to a small company's apps")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve HTTPS (and the HTTP redirect). Without --config, the embedded default.
+    Serve {
+        /// TOML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Check a configuration file and name the first bad key.
+    CheckConfig {
+        /// TOML configuration file.
+        file: PathBuf,
+    },
+    /// Register genkan with the operating system's service manager.
+    Service {
+        #[command(subcommand)]
+        action: ServiceAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ServiceAction {
+    /// Write a systemd unit (Linux) or register a Windows service.
+    Install {
+        /// Configuration file the service starts with.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Run as this existing user instead of a dynamic one.
+        #[arg(long)]
+        user: Option<String>,
+        /// Where the unit file goes.
+        #[arg(long, default_value = "/etc/systemd/system")]
+        unit_dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("genkan: {error:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve { config } => {
+            let config = match &config {
+                Some(path) => Config::load(path)?,
+                None => Config::embedded_default()?,
+            };
+            server::telemetry::init(config.log_format, &config.log_level);
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(async {
+                let running = server::start(config).await?;
+                println!("genkan is serving https://localhost:{}/", running.https_addr.port());
+                if let Some(http) = running.http_addr {
+                    println!("  plain HTTP on {http} redirects to HTTPS");
+                }
+                println!("  data directory: {}", running.data_dir.display());
+                if running.made_self_signed {
+                    println!("  made a self-signed certificate in {}/tls (browsers will warn until you configure a real one)", running.data_dir.display());
+                }
+                running.serve_until_signalled().await
+            })
+        }
+        Command::CheckConfig { file } => {
+            let config = Config::load(&file)?;
+            println!(
+                "{}: ok ({} route{}, https on {})",
+                file.display(),
+                config.gateway.routes.len(),
+                if config.gateway.routes.len() == 1 { "" } else { "s" },
+                config.listen_https
+            );
+            Ok(())
+        }
+        Command::Service {
+            action: ServiceAction::Install { config, user, unit_dir },
+        } => {
+            let config_path = config.map(|path| std::path::absolute(&path)).transpose()?;
+            let loaded = match &config_path {
+                Some(path) => Config::load(path)?,
+                None => Config::embedded_default()?,
+            };
+            let spec = server::service::ServiceSpec {
+                executable: std::env::current_exe().context("cannot find the genkan binary")?,
+                config: config_path,
+                user,
+                data_dir: if loaded.source.is_some() {
+                    std::path::absolute(&loaded.data_dir)?
+                } else {
+                    PathBuf::from("/var/lib/genkan")
+                },
+            };
+            install(&spec, &unit_dir)
+        }
+    }
+}
+
+#[cfg(not(windows))]
+#[allow(clippy::print_stdout)]
+fn install(spec: &server::service::ServiceSpec, unit_dir: &std::path::Path) -> Result<()> {
+    let path = server::service::install_systemd(spec, unit_dir)?;
+    println!("wrote {}", path.display());
+    println!("next: systemctl daemon-reload && systemctl enable --now genkan");
+    Ok(())
+}
+
+#[cfg(windows)]
+#[allow(clippy::print_stdout)]
+fn install(spec: &server::service::ServiceSpec, _unit_dir: &std::path::Path) -> Result<()> {
+    server::service::windows_shell::install(spec)?;
+    println!("registered the Windows service `genkan`; start it with: sc start genkan");
+    Ok(())
+}
