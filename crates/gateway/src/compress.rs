@@ -158,3 +158,70 @@ mod tests {
         assert!(!CompressionPolicy::off().allows(&headers("text/html"), Some(10_000)));
     }
 }
+
+/// Reads the start of a body whose size is unknown (an HTTP/1.0 upstream ends bodies by closing),
+/// so that the size rule can still be applied: a body that ends within `policy.min_length`
+/// bytes becomes a sized body (and is then not compressed); a longer one is passed on unchanged
+/// with the bytes already read in front.
+pub async fn settle_unsized_body(
+    response: Response<crate::Body>,
+    policy: &CompressionPolicy,
+) -> Response<crate::Body> {
+    use http_body_util::BodyExt;
+    if response.body().size_hint().exact().is_some() || !policy.allows(response.headers(), None) {
+        return response;
+    }
+    let (mut parts, mut body) = response.into_parts();
+    let mut prefix = bytes::BytesMut::new();
+    let wanted = usize::try_from(policy.min_length).unwrap_or(usize::MAX);
+    let outcome = loop {
+        if prefix.len() >= wanted {
+            break Ok(false);
+        }
+        match body.frame().await {
+            None => break Ok(true),
+            Some(Err(error)) => break Err(error),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    prefix.extend_from_slice(&data);
+                }
+            }
+        }
+    };
+    let prefix = prefix.freeze();
+    match outcome {
+        Ok(true) => {
+            parts.headers.insert(header::CONTENT_LENGTH, http::HeaderValue::from(prefix.len()));
+            Response::from_parts(parts, crate::full(prefix))
+        }
+        Ok(false) => Response::from_parts(parts, crate::boxed(Prefixed { prefix: Some(prefix), rest: Ok(body) })),
+        Err(error) => Response::from_parts(parts, crate::boxed(Prefixed { prefix: Some(prefix), rest: Err(Some(error)) })),
+    }
+}
+
+/// Bytes already read, followed by the rest of the body (or the error that cut it short).
+struct Prefixed {
+    prefix: Option<bytes::Bytes>,
+    rest: Result<crate::Body, Option<crate::BoxError>>,
+}
+
+impl HttpBody for Prefixed {
+    type Data = bytes::Bytes;
+    type Error = crate::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, crate::BoxError>>> {
+        use std::task::Poll;
+        if let Some(prefix) = self.prefix.take() {
+            if !prefix.is_empty() {
+                return Poll::Ready(Some(Ok(http_body::Frame::data(prefix))));
+            }
+        }
+        match &mut self.rest {
+            Ok(body) => std::pin::Pin::new(body).poll_frame(cx),
+            Err(error) => Poll::Ready(error.take().map(Err)),
+        }
+    }
+}

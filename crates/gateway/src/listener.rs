@@ -20,7 +20,7 @@ use tower::{Layer, ServiceExt};
 use tower_http::compression::CompressionLayer;
 
 use crate::access_log::{Entry, LoggedBody};
-use crate::compress::{ByAttachedPolicy, CompressionPolicy};
+use crate::compress::{ByAttachedPolicy, CompressionPolicy, settle_unsized_body};
 use crate::idle::IdleTimeout;
 use crate::proxy::{ClientSide, UpstreamClient, forward, upstream_client};
 use crate::route::{host_without_port, select};
@@ -279,7 +279,7 @@ impl FrontDoor {
             public_host,
         };
         let mut response = match forward(route, &active.clients[index], request, &side, self.limits.max_body_bytes).await {
-            Ok(response) => response,
+            Ok(response) => settle_unsized_body(response, &route.compression).await,
             Err(error) => {
                 let cause = &error;
                 tracing::warn!(route = %route.name, side = ?error.side(), retryable = error.retryable(), %cause, "request failed at the gateway");

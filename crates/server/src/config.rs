@@ -612,10 +612,10 @@ fn upstream(key: &str, text: &str) -> Result<Upstream, ConfigError> {
     if uri.query().is_some() {
         return Err(ConfigError::new(key, "an upstream URL cannot carry a query"));
     }
-    let base_path = match uri.path() {
-        "" | "/" => None,
-        path => Some(path.to_owned()),
-    };
+    // As with nginx's proxy_pass, any path after the host, even a lone "/", replaces the
+    // route's prefix; no path at all forwards the request path unchanged.
+    let after_scheme = text.split_once("://").map_or(text, |(_, rest)| rest);
+    let base_path = after_scheme.contains('/').then(|| uri.path().to_owned());
     Ok(Upstream {
         scheme: http::uri::Scheme::HTTP,
         authority,
@@ -710,6 +710,9 @@ mod tests {
         assert!(names.contains(&"x-xss-protection"));
         assert!(!names.contains(&"x-frame-options"));
         assert_eq!(route.upstream.base_path.as_deref(), Some("/app/"));
+        let bare = load("[[route]]\nupstream = \"http://127.0.0.1:8080\"\n[[route]]\nupstream = \"http://127.0.0.1:8080/\"\n").unwrap();
+        assert_eq!(bare.gateway.routes[0].upstream.base_path, None);
+        assert_eq!(bare.gateway.routes[1].upstream.base_path.as_deref(), Some("/"));
         assert_eq!(route.upstream_host, UpstreamHost::Upstream);
     }
 

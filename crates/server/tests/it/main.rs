@@ -1,0 +1,12 @@
+//! genkan's integration tests: the whole server on loopback against real peers
+//! (an IIS6-like upstream, curl, openssl, testssl.sh, the genkan binary itself).
+
+// Test helpers are `pub` for their sibling modules; nothing outside this binary sees them.
+#![allow(unreachable_pub)]
+
+mod harness;
+mod limits;
+mod process;
+mod proxy;
+mod tls;
+mod upstream;
