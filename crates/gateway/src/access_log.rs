@@ -43,7 +43,10 @@ pub struct AccessLog {
 
 impl std::fmt::Debug for AccessLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessLog").field("on", &self.sink.is_some()).field("format", &self.format).finish()
+        f.debug_struct("AccessLog")
+            .field("on", &self.sink.is_some())
+            .field("format", &self.format)
+            .finish()
     }
 }
 
@@ -82,7 +85,13 @@ impl AccessLog {
     }
 
     /// Writes one finished request.
-    pub fn record(&self, entry: &Entry, status: StatusCode, body_bytes_sent: u64, finished: DateTime<FixedOffset>) {
+    pub fn record(
+        &self,
+        entry: &Entry,
+        status: StatusCode,
+        body_bytes_sent: u64,
+        finished: DateTime<FixedOffset>,
+    ) {
         let Some(sink) = &self.sink else { return };
         let line = match self.format {
             AccessLogFormat::NginxMain => entry.nginx_main(status, body_bytes_sent, finished),
@@ -119,7 +128,9 @@ fn write_loop(path: &Path, file: File, receiver: &mpsc::Receiver<Message>) {
                     let _ = out.flush();
                     match open_append(path) {
                         Ok(file) => out = BufWriter::new(file),
-                        Err(error) => tracing::warn!(%error, "access log reopen failed; keeping the old file"),
+                        Err(error) => {
+                            tracing::warn!(%error, "access log reopen failed; keeping the old file")
+                        }
                     }
                 }
             }
@@ -160,9 +171,18 @@ pub struct Entry {
 
 impl Entry {
     /// Collects the logged fields from a request head.
-    pub fn new(remote_addr: String, method: Method, target: String, version: Version, headers: &HeaderMap, started: DateTime<FixedOffset>) -> Self {
+    pub fn new(
+        remote_addr: String,
+        method: Method,
+        target: String,
+        version: Version,
+        headers: &HeaderMap,
+        started: DateTime<FixedOffset>,
+    ) -> Self {
         let text = |name: http::header::HeaderName| {
-            headers.get(name).map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+            headers
+                .get(name)
+                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
         };
         Self {
             remote_addr,
@@ -182,12 +202,23 @@ impl Entry {
     }
 
     fn request_line(&self) -> String {
-        format!("{} {} {}", self.method, self.target, version_text(self.version))
+        format!(
+            "{} {} {}",
+            self.method,
+            self.target,
+            version_text(self.version)
+        )
     }
 
     /// The line in nginx's `main` format, with nginx's escaping of quotes and non-ASCII bytes.
-    pub fn nginx_main(&self, status: StatusCode, body_bytes_sent: u64, finished: DateTime<FixedOffset>) -> String {
-        let field = |value: &Option<String>| value.as_deref().map_or_else(|| "-".to_owned(), escape);
+    pub fn nginx_main(
+        &self,
+        status: StatusCode,
+        body_bytes_sent: u64,
+        finished: DateTime<FixedOffset>,
+    ) -> String {
+        let field =
+            |value: &Option<String>| value.as_deref().map_or_else(|| "-".to_owned(), escape);
         format!(
             "{} - {} [{}] \"{}\" {} {} \"{}\" \"{}\" \"{}\"\n",
             self.remote_addr,
@@ -203,7 +234,12 @@ impl Entry {
     }
 
     /// The same facts as a JSON object on one line.
-    pub fn json(&self, status: StatusCode, body_bytes_sent: u64, finished: DateTime<FixedOffset>) -> String {
+    pub fn json(
+        &self,
+        status: StatusCode,
+        body_bytes_sent: u64,
+        finished: DateTime<FixedOffset>,
+    ) -> String {
         let duration_ms = (finished - self.started).num_microseconds().unwrap_or(0) as f64 / 1000.0;
         let mut line = serde_json::json!({
             "time": finished.to_rfc3339(),
@@ -260,7 +296,13 @@ pub struct LoggedBody<B> {
 
 impl<B> LoggedBody<B> {
     /// Wraps `inner`; `clock` supplies the finishing time (the server's clock module).
-    pub fn new(inner: B, log: AccessLog, entry: Entry, status: StatusCode, clock: fn() -> DateTime<FixedOffset>) -> Self {
+    pub fn new(
+        inner: B,
+        log: AccessLog,
+        entry: Entry,
+        status: StatusCode,
+        clock: fn() -> DateTime<FixedOffset>,
+    ) -> Self {
         Self {
             inner,
             sent: 0,
@@ -289,7 +331,10 @@ where
     type Data = Bytes;
     type Error = B::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -324,8 +369,14 @@ mod tests {
     #[test]
     fn main_format_matches_the_seed_log_format() {
         let mut headers = HeaderMap::new();
-        headers.insert("referer", HeaderValue::from_static("https://gw.example.jp/"));
-        headers.insert("user-agent", HeaderValue::from_static("Mozilla/5.0 \"quoted\""));
+        headers.insert(
+            "referer",
+            HeaderValue::from_static("https://gw.example.jp/"),
+        );
+        headers.insert(
+            "user-agent",
+            HeaderValue::from_static("Mozilla/5.0 \"quoted\""),
+        );
         let entry = Entry::new(
             "203.0.113.7".into(),
             Method::GET,
@@ -352,7 +403,11 @@ mod tests {
             at("2026-12-03T09:00:00+09:00"),
         );
         entry.route = "legacy".into();
-        let line = entry.json(StatusCode::BAD_GATEWAY, 10, at("2026-12-03T09:00:00.250+09:00"));
+        let line = entry.json(
+            StatusCode::BAD_GATEWAY,
+            10,
+            at("2026-12-03T09:00:00.250+09:00"),
+        );
         let value: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(value["status"], 502);
         assert_eq!(value["protocol"], "HTTP/2.0");

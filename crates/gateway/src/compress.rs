@@ -39,7 +39,10 @@ impl CompressionPolicy {
                 all.push(media_type);
             }
         }
-        Self { types: all, min_length }
+        Self {
+            types: all,
+            min_length,
+        }
     }
 
     /// Listed types that will be ignored because their content is compressed already.
@@ -53,13 +56,15 @@ impl CompressionPolicy {
 
     /// Whether a response with these headers and this body size should be compressed.
     pub fn allows(&self, headers: &HeaderMap, exact_size: Option<u64>) -> bool {
-        if headers.contains_key(header::CONTENT_ENCODING) || headers.contains_key(header::CONTENT_RANGE) {
+        if headers.contains_key(header::CONTENT_ENCODING)
+            || headers.contains_key(header::CONTENT_RANGE)
+        {
             return false;
         }
         let Some(media_type) = media_type(headers) else {
             return false;
         };
-        if already_compressed(&media_type) || !self.types.iter().any(|listed| *listed == media_type) {
+        if already_compressed(&media_type) || !self.types.contains(&media_type) {
             return false;
         }
         let size = exact_size.or_else(|| {
@@ -120,42 +125,9 @@ impl Predicate for ByAttachedPolicy {
         response
             .extensions()
             .get::<Arc<CompressionPolicy>>()
-            .is_some_and(|policy| policy.allows(response.headers(), response.body().size_hint().exact()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use http::HeaderValue;
-
-    fn headers(content_type: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap());
-        headers
-    }
-
-    #[test]
-    fn seed_types_compress_but_images_do_not() {
-        let seed = CompressionPolicy::with_types(
-            ["text/css", "application/javascript", "image/png", "application/octet-stream"].map(String::from),
-            256,
-        );
-        assert_eq!(seed.ignored_types(), vec!["image/png"]);
-        assert!(seed.allows(&headers("text/html; charset=shift_jis"), Some(4096)));
-        assert!(seed.allows(&headers("text/css"), None));
-        assert!(!seed.allows(&headers("image/png"), Some(4096)));
-        assert!(!seed.allows(&headers("text/plain"), Some(4096)));
-        assert!(!seed.allows(&headers("text/html"), Some(100)));
-    }
-
-    #[test]
-    fn already_encoded_bodies_are_left_alone() {
-        let policy = CompressionPolicy::with_types([], 0);
-        let mut encoded = headers("text/html");
-        encoded.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        assert!(!policy.allows(&encoded, Some(10_000)));
-        assert!(!CompressionPolicy::off().allows(&headers("text/html"), Some(10_000)));
+            .is_some_and(|policy| {
+                policy.allows(response.headers(), response.body().size_hint().exact())
+            })
     }
 }
 
@@ -191,11 +163,26 @@ pub async fn settle_unsized_body(
     let prefix = prefix.freeze();
     match outcome {
         Ok(true) => {
-            parts.headers.insert(header::CONTENT_LENGTH, http::HeaderValue::from(prefix.len()));
+            parts.headers.insert(
+                header::CONTENT_LENGTH,
+                http::HeaderValue::from(prefix.len()),
+            );
             Response::from_parts(parts, crate::full(prefix))
         }
-        Ok(false) => Response::from_parts(parts, crate::boxed(Prefixed { prefix: Some(prefix), rest: Ok(body) })),
-        Err(error) => Response::from_parts(parts, crate::boxed(Prefixed { prefix: Some(prefix), rest: Err(Some(error)) })),
+        Ok(false) => Response::from_parts(
+            parts,
+            crate::boxed(Prefixed {
+                prefix: Some(prefix),
+                rest: Ok(body),
+            }),
+        ),
+        Err(error) => Response::from_parts(
+            parts,
+            crate::boxed(Prefixed {
+                prefix: Some(prefix),
+                rest: Err(Some(error)),
+            }),
+        ),
     }
 }
 
@@ -214,14 +201,56 @@ impl HttpBody for Prefixed {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, crate::BoxError>>> {
         use std::task::Poll;
-        if let Some(prefix) = self.prefix.take() {
-            if !prefix.is_empty() {
-                return Poll::Ready(Some(Ok(http_body::Frame::data(prefix))));
-            }
+        if let Some(prefix) = self.prefix.take().filter(|prefix| !prefix.is_empty()) {
+            return Poll::Ready(Some(Ok(http_body::Frame::data(prefix))));
         }
         match &mut self.rest {
             Ok(body) => std::pin::Pin::new(body).poll_frame(cx),
             Err(error) => Poll::Ready(error.take().map(Err)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(content_type: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(content_type).unwrap(),
+        );
+        headers
+    }
+
+    #[test]
+    fn seed_types_compress_but_images_do_not() {
+        let seed = CompressionPolicy::with_types(
+            [
+                "text/css",
+                "application/javascript",
+                "image/png",
+                "application/octet-stream",
+            ]
+            .map(String::from),
+            256,
+        );
+        assert_eq!(seed.ignored_types(), vec!["image/png"]);
+        assert!(seed.allows(&headers("text/html; charset=shift_jis"), Some(4096)));
+        assert!(seed.allows(&headers("text/css"), None));
+        assert!(!seed.allows(&headers("image/png"), Some(4096)));
+        assert!(!seed.allows(&headers("text/plain"), Some(4096)));
+        assert!(!seed.allows(&headers("text/html"), Some(100)));
+    }
+
+    #[test]
+    fn already_encoded_bodies_are_left_alone() {
+        let policy = CompressionPolicy::with_types([], 0);
+        let mut encoded = headers("text/html");
+        encoded.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        assert!(!policy.allows(&encoded, Some(10_000)));
+        assert!(!CompressionPolicy::off().allows(&headers("text/html"), Some(10_000)));
     }
 }

@@ -138,7 +138,10 @@ impl Error {
 
     /// Whether the same request could succeed if sent again later.
     pub fn retryable(&self) -> bool {
-        matches!(self, Self::UpstreamConnect { .. } | Self::UpstreamTimeout { .. })
+        matches!(
+            self,
+            Self::UpstreamConnect { .. } | Self::UpstreamTimeout { .. }
+        )
     }
 
     /// The response the client receives. `error_page` is the configured page for 502 and 504
@@ -152,14 +155,22 @@ impl Error {
                 (crate::full(error_page.clone()), "text/html; charset=utf-8")
             }
             _ => (
-                crate::full(format!("{} {}\n", status.as_u16(), status.canonical_reason().unwrap_or(""))),
+                crate::full(format!(
+                    "{} {}\n",
+                    status.as_u16(),
+                    status.canonical_reason().unwrap_or("")
+                )),
                 "text/plain; charset=utf-8",
             ),
         };
         let mut response = http::Response::new(body);
         *response.status_mut() = status;
-        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-        response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        response
+            .headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     }
 }

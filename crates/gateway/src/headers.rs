@@ -21,7 +21,12 @@ impl HeaderPolicy {
             ("referrer-policy", "strict-origin-when-cross-origin"),
         ]
         .into_iter()
-        .map(|(name, value)| (HeaderName::from_static(name), HeaderValue::from_static(value)))
+        .map(|(name, value)| {
+            (
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            )
+        })
         .collect();
         Self {
             set,
@@ -95,7 +100,10 @@ mod tests {
     #[test]
     fn hardening_replaces_banners_and_sets_headers() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::SERVER, HeaderValue::from_static("Microsoft-IIS/6.0"));
+        headers.insert(
+            header::SERVER,
+            HeaderValue::from_static("Microsoft-IIS/6.0"),
+        );
         headers.insert("x-powered-by", HeaderValue::from_static("ASP.NET"));
         headers.insert("x-frame-options", HeaderValue::from_static("ALLOWALL"));
         HeaderPolicy::hardened_default().apply(&mut headers);
@@ -109,10 +117,16 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_and_connection_tokens_are_removed() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret-hop"));
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret-hop"),
+        );
         headers.insert("x-secret-hop", HeaderValue::from_static("1"));
         headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
         strip_hop_by_hop(&mut headers);
         assert_eq!(headers.len(), 1);
@@ -124,7 +138,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         assert!(!is_upgrade(&headers));
-        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
         assert!(is_upgrade(&headers));
     }
 }

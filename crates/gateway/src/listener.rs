@@ -42,8 +42,16 @@ struct Active {
 
 impl Active {
     fn new(settings: Settings) -> Self {
-        let clients = settings.routes.iter().map(|route| upstream_client(route.connect_timeout)).collect();
-        let compression = settings.routes.iter().map(|route| Arc::new(route.compression.clone())).collect();
+        let clients = settings
+            .routes
+            .iter()
+            .map(|route| upstream_client(route.connect_timeout))
+            .collect();
+        let compression = settings
+            .routes
+            .iter()
+            .map(|route| Arc::new(route.compression.clone()))
+            .collect();
         Self {
             settings,
             clients,
@@ -106,7 +114,11 @@ impl FrontDoor {
 
     /// Accepts TLS connections until `shutdown` turns true, then drains open requests for at
     /// most the configured grace period.
-    pub async fn serve_https(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    pub async fn serve_https(
+        self: Arc<Self>,
+        listener: TcpListener,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let builder = self.http_builder();
         let graceful = GracefulShutdown::new();
         loop {
@@ -128,7 +140,11 @@ impl FrontDoor {
     }
 
     /// Answers every plain-HTTP request with a redirect to the same path over HTTPS.
-    pub async fn serve_redirect(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    pub async fn serve_redirect(
+        self: Arc<Self>,
+        listener: TcpListener,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -189,17 +205,18 @@ impl FrontDoor {
         watcher: hyper_util::server::graceful::Watcher,
     ) {
         let _ = tcp.set_nodelay(true);
-        let tls = match tokio::time::timeout(self.limits.handshake_timeout, self.tls.accept(tcp)).await {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(error)) => {
-                tracing::debug!(%error, "TLS handshake failed");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!("TLS handshake timed out");
-                return;
-            }
-        };
+        let tls =
+            match tokio::time::timeout(self.limits.handshake_timeout, self.tls.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake timed out");
+                    return;
+                }
+            };
         let idle = TokioIo::new(IdleTimeout::new(tls, self.limits.keepalive_timeout));
         let door = Arc::clone(&self);
         let service = hyper::service::service_fn(move |request| {
@@ -217,15 +234,25 @@ impl FrontDoor {
         if open > 0 {
             tracing::info!(open, "draining connections");
         }
-        if tokio::time::timeout(self.limits.shutdown_grace, graceful.shutdown()).await.is_err() {
+        if tokio::time::timeout(self.limits.shutdown_grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
             tracing::warn!("grace period over; closing the remaining connections");
         }
     }
 
     /// The whole pipeline for one HTTPS request.
-    async fn handle(self: Arc<Self>, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
         let started = (self.clock)();
-        let target = request.uri().path_and_query().map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned());
+        let target = request
+            .uri()
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned());
         let mut entry = Entry::new(
             peer.ip().to_canonical().to_string(),
             request.method().clone(),
@@ -241,7 +268,9 @@ impl FrontDoor {
                 async move { Ok::<_, Infallible>(door.route(request, peer).await) }
             })
         };
-        let compressed = CompressionLayer::new().compress_when(ByAttachedPolicy).layer(inner);
+        let compressed = CompressionLayer::new()
+            .compress_when(ByAttachedPolicy)
+            .layer(inner);
         let response = match compressed.oneshot(request).await {
             Ok(response) => response,
             Err(never) => match never {},
@@ -251,7 +280,13 @@ impl FrontDoor {
         }
         let status = response.status();
         let (parts, body) = response.into_parts();
-        let logged = LoggedBody::new(boxed(body), self.access_log.clone(), entry, status, self.clock);
+        let logged = LoggedBody::new(
+            boxed(body),
+            self.access_log.clone(),
+            entry,
+            status,
+            self.clock,
+        );
         Response::from_parts(parts, boxed(logged))
     }
 
@@ -262,9 +297,13 @@ impl FrontDoor {
         };
         let host = host_without_port(&public_host);
         let path = request.uri().path().to_owned();
-        let Some(index) = select(&active.settings.routes, &host, &path)
-            .and_then(|route| active.settings.routes.iter().position(|candidate| std::ptr::eq(candidate, route)))
-        else {
+        let Some(index) = select(&active.settings.routes, &host, &path).and_then(|route| {
+            active
+                .settings
+                .routes
+                .iter()
+                .position(|candidate| std::ptr::eq(candidate, route))
+        }) else {
             let mut response = match self.local.clone().oneshot(request).await {
                 Ok(response) => response,
                 Err(never) => match never {},
@@ -278,19 +317,34 @@ impl FrontDoor {
             public_origin: format!("https://{public_host}"),
             public_host,
         };
-        let mut response = match forward(route, &active.clients[index], request, &side, self.limits.max_body_bytes).await {
+        let mut response = match forward(
+            route,
+            &active.clients[index],
+            request,
+            &side,
+            self.limits.max_body_bytes,
+        )
+        .await
+        {
             Ok(response) => settle_unsized_body(response, &route.compression).await,
             Err(error) => {
                 let cause = &error;
                 tracing::warn!(route = %route.name, side = ?error.side(), retryable = error.retryable(), %cause, "request failed at the gateway");
-                let page = route.error_page.as_ref().unwrap_or(&active.settings.error_page);
+                let page = route
+                    .error_page
+                    .as_ref()
+                    .unwrap_or(&active.settings.error_page);
                 let mut response = error.response(page);
                 route.headers.apply(response.headers_mut());
                 response
             }
         };
-        response.extensions_mut().insert(Arc::clone(&active.compression[index]));
-        response.extensions_mut().insert(RouteName(route.name.clone()));
+        response
+            .extensions_mut()
+            .insert(Arc::clone(&active.compression[index]));
+        response
+            .extensions_mut()
+            .insert(RouteName(route.name.clone()));
         response
     }
 
@@ -329,13 +383,24 @@ impl FrontDoor {
                         response.headers_mut().insert(header::LOCATION, location);
                         response
                     }
-                    Err(_) => Error::BadRequest("unusable Host").response(&active.settings.error_page),
+                    Err(_) => {
+                        Error::BadRequest("unusable Host").response(&active.settings.error_page)
+                    }
                 }
             }
         };
         let status = response.status();
         let (parts, body) = response.into_parts();
-        Response::from_parts(parts, boxed(LoggedBody::new(body, self.access_log.clone(), entry, status, self.clock)))
+        Response::from_parts(
+            parts,
+            boxed(LoggedBody::new(
+                body,
+                self.access_log.clone(),
+                entry,
+                status,
+                self.clock,
+            )),
+        )
     }
 }
 
@@ -344,7 +409,12 @@ impl FrontDoor {
 fn public_host<B>(request: &Request<B>) -> Option<String> {
     let authority = match request.uri().authority() {
         Some(authority) => authority.as_str().to_owned(),
-        None => request.headers().get(header::HOST)?.to_str().ok()?.to_owned(),
+        None => request
+            .headers()
+            .get(header::HOST)?
+            .to_str()
+            .ok()?
+            .to_owned(),
     };
     let valid = !authority.is_empty()
         && authority.len() <= 255

@@ -58,7 +58,8 @@ pub async fn forward(
     max_body_bytes: u64,
 ) -> Result<Response<Body>, Error> {
     let client_version = request.version();
-    let upgrade = route.websockets && client_version == Version::HTTP_11 && is_upgrade(request.headers());
+    let upgrade =
+        route.websockets && client_version == Version::HTTP_11 && is_upgrade(request.headers());
     let path_and_query = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
     let uri = Uri::builder()
         .scheme(route.upstream.scheme.clone())
@@ -72,7 +73,9 @@ pub async fn forward(
     let upgrade_protocol = parts.headers.get(header::UPGRADE).cloned();
     strip_hop_by_hop(&mut parts.headers);
     if let (true, Some(protocol)) = (upgrade, upgrade_protocol) {
-        parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         parts.headers.insert(header::UPGRADE, protocol);
     }
     set_upstream_host(route, side, &mut parts.headers)?;
@@ -85,16 +88,25 @@ pub async fn forward(
     let body = if route.buffer_request_body && !upgrade {
         let bytes = read_body_limited(body, &parts.headers, max_body_bytes).await?;
         if !bytes.is_empty() || method_carries_body(&parts.method) {
-            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
         }
         full(bytes)
     } else {
         refuse_declared_oversize(&parts.headers, max_body_bytes)?;
-        boxed(Limited::new(body, usize::try_from(max_body_bytes).unwrap_or(usize::MAX)))
+        boxed(Limited::new(
+            body,
+            usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
+        ))
     };
 
     let upstream = route.upstream.origin();
-    let sent = tokio::time::timeout(route.read_timeout, client.request(Request::from_parts(parts, body))).await;
+    let sent = tokio::time::timeout(
+        route.read_timeout,
+        client.request(Request::from_parts(parts, body)),
+    )
+    .await;
     let mut response = match sent {
         Err(_) => {
             return Err(Error::UpstreamTimeout {
@@ -138,7 +150,11 @@ pub async fn forward(
     Ok(Response::from_parts(parts, boxed(body)))
 }
 
-fn set_upstream_host(route: &Route, side: &ClientSide, headers: &mut http::HeaderMap) -> Result<(), Error> {
+fn set_upstream_host(
+    route: &Route,
+    side: &ClientSide,
+    headers: &mut http::HeaderMap,
+) -> Result<(), Error> {
     let host = match &route.upstream_host {
         UpstreamHost::Upstream => route.upstream.authority.as_str(),
         UpstreamHost::Client => side.public_host.as_str(),
@@ -153,9 +169,13 @@ fn set_upstream_host(route: &Route, side: &ClientSide, headers: &mut http::Heade
 /// client claims about its own address is a lie until proven otherwise.
 fn set_forwarded(side: &ClientSide, headers: &mut http::HeaderMap) -> Result<(), Error> {
     let peer_ip = side.peer.ip().to_canonical().to_string();
-    headers.insert("x-forwarded-for", HeaderValue::from_str(&peer_ip).map_err(|_| Error::BadRequest("peer"))?);
+    headers.insert(
+        "x-forwarded-for",
+        HeaderValue::from_str(&peer_ip).map_err(|_| Error::BadRequest("peer"))?,
+    );
     headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-    let host = HeaderValue::from_str(&side.public_host).map_err(|_| Error::BadRequest("unusable Host"))?;
+    let host =
+        HeaderValue::from_str(&side.public_host).map_err(|_| Error::BadRequest("unusable Host"))?;
     headers.insert("x-forwarded-host", host);
     headers.remove("forwarded");
     Ok(())
@@ -166,7 +186,13 @@ fn method_carries_body(method: &Method) -> bool {
 }
 
 fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn refuse_declared_oversize(headers: &http::HeaderMap, limit: u64) -> Result<(), Error> {
@@ -177,30 +203,40 @@ fn refuse_declared_oversize(headers: &http::HeaderMap, limit: u64) -> Result<(),
 }
 
 /// Reads a whole body, refusing it as soon as it passes `limit` bytes.
-pub async fn read_body_limited(body: Incoming, headers: &http::HeaderMap, limit: u64) -> Result<Bytes, Error> {
+pub async fn read_body_limited(
+    body: Incoming,
+    headers: &http::HeaderMap,
+    limit: u64,
+) -> Result<Bytes, Error> {
     refuse_declared_oversize(headers, limit)?;
     let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
     match limited.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(Error::BodyTooLarge { limit }),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(Error::BodyTooLarge { limit })
+        }
         Err(error) => Err(Error::ClientBody(error.to_string())),
     }
 }
 
 fn rewrite_redirects(route: &Route, side: &ClientSide, headers: &mut http::HeaderMap) {
-    if let Some(location) = headers.get(header::LOCATION).and_then(|value| value.to_str().ok()) {
-        if let Some(rewritten) = route.rewrite_redirect(location, &side.public_origin, &side.public_host) {
-            if let Ok(value) = HeaderValue::from_str(&rewritten) {
-                headers.insert(header::LOCATION, value);
-            }
-        }
+    let text = |headers: &http::HeaderMap, name| {
+        headers
+            .get(name)
+            .and_then(|value: &HeaderValue| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    let location = text(headers, header::LOCATION)
+        .and_then(|url| route.rewrite_redirect(&url, &side.public_origin, &side.public_host))
+        .and_then(|url| HeaderValue::from_str(&url).ok());
+    if let Some(value) = location {
+        headers.insert(header::LOCATION, value);
     }
-    if let Some(refresh) = headers.get(header::REFRESH).and_then(|value| value.to_str().ok()) {
-        if let Some(rewritten) = rewrite_refresh(route, refresh, &side.public_origin, &side.public_host) {
-            if let Ok(value) = HeaderValue::from_str(&rewritten) {
-                headers.insert(header::REFRESH, value);
-            }
-        }
+    let refresh = text(headers, header::REFRESH)
+        .and_then(|value| rewrite_refresh(route, &value, &side.public_origin, &side.public_host))
+        .and_then(|value| HeaderValue::from_str(&value).ok());
+    if let Some(value) = refresh {
+        headers.insert(header::REFRESH, value);
     }
 }
 

@@ -109,7 +109,12 @@ impl Route {
     /// upstream's origin are mapped back (reversing the base path), and so are `http://` URLs on
     /// the public host, which an upstream that sees the client's Host tends to produce.
     /// Anything else (relative URLs, other sites) is left alone.
-    pub fn rewrite_redirect(&self, url: &str, public_origin: &str, public_host: &str) -> Option<String> {
+    pub fn rewrite_redirect(
+        &self,
+        url: &str,
+        public_origin: &str,
+        public_host: &str,
+    ) -> Option<String> {
         let upstream_origin = self.upstream.origin();
         let plain_public = format!("http://{public_host}");
         let rest = strip_prefix_ignore_case(url, &upstream_origin)
@@ -131,7 +136,12 @@ impl Route {
 }
 
 /// Rewrites the `url=` part of a `Refresh` header (`5; url=http://…`).
-pub fn rewrite_refresh(route: &Route, value: &str, public_origin: &str, public_host: &str) -> Option<String> {
+pub fn rewrite_refresh(
+    route: &Route,
+    value: &str,
+    public_origin: &str,
+    public_host: &str,
+) -> Option<String> {
     let lower = value.to_ascii_lowercase();
     let at = lower.find("url=")? + 4;
     let (head, url) = value.split_at(at);
@@ -141,7 +151,8 @@ pub fn rewrite_refresh(route: &Route, value: &str, public_origin: &str, public_h
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     let head = text.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &text[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
 }
 
 /// Picks the route for a host (lower case, no port) and path, or `None` for built-in apps.
@@ -163,7 +174,9 @@ pub fn host_without_port(authority: &str) -> String {
             None => authority,
         }
     } else {
-        authority.rsplit_once(':').map_or(authority, |(host, _)| host)
+        authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host)
     };
     host.to_ascii_lowercase()
 }
@@ -172,7 +185,13 @@ pub fn host_without_port(authority: &str) -> String {
 mod tests {
     use super::*;
 
-    fn route(name: &str, host: Option<&str>, prefix: &str, upstream: &str, base: Option<&str>) -> Route {
+    fn route(
+        name: &str,
+        host: Option<&str>,
+        prefix: &str,
+        upstream: &str,
+        base: Option<&str>,
+    ) -> Route {
         Route {
             name: name.into(),
             host: host.map(Into::into),
@@ -199,7 +218,13 @@ mod tests {
         let routes = vec![
             route("any-root", None, "/", "127.0.0.1:8080", None),
             route("any-api", None, "/api/", "127.0.0.1:8081", None),
-            route("named-root", Some("fm.example.jp"), "/", "127.0.0.1:8082", None),
+            route(
+                "named-root",
+                Some("fm.example.jp"),
+                "/",
+                "127.0.0.1:8082",
+                None,
+            ),
             route("wild", Some("*.example.jp"), "/", "127.0.0.1:8083", None),
         ];
         let pick = |host: &str, path: &str| select(&routes, host, path).map(|r| r.name.as_str());
@@ -216,12 +241,20 @@ mod tests {
         let legacy = route("legacy", None, "/legacy/", "127.0.0.1:8080", Some("/app/"));
         assert_eq!(legacy.upstream_path("/legacy/a.asp?x=1"), "/app/a.asp?x=1");
         assert_eq!(
-            legacy.rewrite_redirect("http://127.0.0.1:8080/app/login.asp", "https://gw.example.jp", "gw.example.jp"),
+            legacy.rewrite_redirect(
+                "http://127.0.0.1:8080/app/login.asp",
+                "https://gw.example.jp",
+                "gw.example.jp"
+            ),
             Some("https://gw.example.jp/legacy/login.asp".into())
         );
         // Outside the base path there is no public URL to map to.
         assert_eq!(
-            legacy.rewrite_redirect("http://127.0.0.1:8080/other", "https://gw.example.jp", "gw.example.jp"),
+            legacy.rewrite_redirect(
+                "http://127.0.0.1:8080/other",
+                "https://gw.example.jp",
+                "gw.example.jp"
+            ),
             None
         );
     }
@@ -235,14 +268,23 @@ mod tests {
             iis.rewrite_redirect("http://127.0.0.1:8080/fmi/iwp?x=1", public, host),
             Some("https://gw.example.jp:8443/fmi/iwp?x=1".into())
         );
-        assert_eq!(iis.rewrite_redirect("HTTP://127.0.0.1:8080", public, host), Some(format!("{public}/")));
+        assert_eq!(
+            iis.rewrite_redirect("HTTP://127.0.0.1:8080", public, host),
+            Some(format!("{public}/"))
+        );
         assert_eq!(
             iis.rewrite_redirect("http://gw.example.jp:8443/a", public, host),
             Some(format!("{public}/a"))
         );
-        assert_eq!(iis.rewrite_redirect("http://127.0.0.1:80800/a", public, host), None);
+        assert_eq!(
+            iis.rewrite_redirect("http://127.0.0.1:80800/a", public, host),
+            None
+        );
         assert_eq!(iis.rewrite_redirect("/relative", public, host), None);
-        assert_eq!(iis.rewrite_redirect("https://elsewhere.test/", public, host), None);
+        assert_eq!(
+            iis.rewrite_redirect("https://elsewhere.test/", public, host),
+            None
+        );
         assert_eq!(
             rewrite_refresh(&iis, "5; URL=http://127.0.0.1:8080/next", public, host),
             Some("5; URL=https://gw.example.jp:8443/next".into())

@@ -91,7 +91,10 @@ pub fn load_certified_key(cert_path: &Path, key_path: &Path) -> Result<Certified
 }
 
 /// Pairs a chain with its key, refusing a key that does not match the leaf certificate.
-pub fn certified_key(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<CertifiedKey, Error> {
+pub fn certified_key(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<CertifiedKey, Error> {
     let signing_key = provider::default_provider()
         .key_provider
         .load_private_key(key)
@@ -131,7 +134,10 @@ fn cipher_suites() -> Vec<rustls::SupportedCipherSuite> {
 ///
 /// `session_cache_entries` sizes the stateful resumption cache (nginx's `shared:SSL:1m` held
 /// about 4000 sessions); stateless tickets with rotating keys are on as well.
-pub fn server_config(certs: Arc<CertStore>, session_cache_entries: usize) -> Result<rustls::ServerConfig, Error> {
+pub fn server_config(
+    certs: Arc<CertStore>,
+    session_cache_entries: usize,
+) -> Result<rustls::ServerConfig, Error> {
     let mut crypto = provider::default_provider();
     crypto.cipher_suites = cipher_suites();
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(crypto))
@@ -153,8 +159,14 @@ mod tests {
     fn only_tls12_and_tls13_aead_suites_are_offered() {
         for suite in cipher_suites() {
             let name = format!("{:?}", suite.suite());
-            assert!(name.contains("GCM") || name.contains("CHACHA20_POLY1305"), "{name}");
-            assert!(name.starts_with("TLS13_") || name.starts_with("TLS_ECDHE_"), "{name}");
+            assert!(
+                name.contains("GCM") || name.contains("CHACHA20_POLY1305"),
+                "{name}"
+            );
+            assert!(
+                name.starts_with("TLS13_") || name.starts_with("TLS_ECDHE_"),
+                "{name}"
+            );
         }
     }
 }

@@ -261,10 +261,13 @@ pub struct Config {
 impl Config {
     /// Reads and checks a configuration file, then applies `GENKAN_*` environment overrides.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| ConfigError::new("(file)", format!("cannot read {}: {error}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            ConfigError::new("(file)", format!("cannot read {}: {error}", path.display()))
+        })?;
         let file = parse(&text)?;
-        let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let base = path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         let mut config = Self::from_file(file, &base, &Environment::from_process())?;
         config.source = Some(path.to_owned());
         Ok(config)
@@ -272,15 +275,24 @@ impl Config {
 
     /// The embedded default, with `GENKAN_*` environment overrides.
     pub fn embedded_default() -> Result<Self, ConfigError> {
-        Self::from_file(ConfigFile::default(), Path::new("."), &Environment::from_process())
+        Self::from_file(
+            ConfigFile::default(),
+            Path::new("."),
+            &Environment::from_process(),
+        )
     }
 
     /// Checks a parsed file. Relative paths are taken from `base` (the config file's folder).
-    pub fn from_file(file: ConfigFile, base: &Path, env: &Environment) -> Result<Self, ConfigError> {
-        if let Some(version) = file.version {
-            if version != 1 {
-                return Err(ConfigError::new("version", format!("unknown version {version}; this genkan reads version 1")));
-            }
+    pub fn from_file(
+        file: ConfigFile,
+        base: &Path,
+        env: &Environment,
+    ) -> Result<Self, ConfigError> {
+        if let Some(version) = file.version.filter(|version| *version != 1) {
+            return Err(ConfigError::new(
+                "version",
+                format!("unknown version {version}; this genkan reads version 1"),
+            ));
         }
         let data_dir = match env.data_dir.clone() {
             Some(dir) => dir,
@@ -288,9 +300,17 @@ impl Config {
         };
         let listen_https = socket_addr(
             "listen_https",
-            env.listen_https.as_deref().or(file.listen_https.as_deref()).unwrap_or("0.0.0.0:8443"),
+            env.listen_https
+                .as_deref()
+                .or(file.listen_https.as_deref())
+                .unwrap_or("0.0.0.0:8443"),
         )?;
-        let listen_http = match env.listen_http.as_deref().or(file.listen_http.as_deref()).unwrap_or("0.0.0.0:8080") {
+        let listen_http = match env
+            .listen_http
+            .as_deref()
+            .or(file.listen_http.as_deref())
+            .unwrap_or("0.0.0.0:8080")
+        {
             "off" => None,
             text => Some(socket_addr("listen_http", text)?),
         };
@@ -309,8 +329,18 @@ impl Config {
                     ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec()
                 }),
             },
-            (Some(_), None) => return Err(ConfigError::new("tls.private_key", "missing: tls.certificate needs its key")),
-            (None, Some(_)) => return Err(ConfigError::new("tls.certificate", "missing: tls.private_key needs its certificate")),
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "tls.private_key",
+                    "missing: tls.certificate needs its key",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "tls.certificate",
+                    "missing: tls.private_key needs its certificate",
+                ));
+            }
         };
         let limits = limits(&file.limits)?;
         let access_log = match file.access_log.path.as_deref().unwrap_or("logs/access.log") {
@@ -320,14 +350,29 @@ impl Config {
                 format: match file.access_log.format.as_deref().unwrap_or("main") {
                     "main" => AccessLogFormat::NginxMain,
                     "json" => AccessLogFormat::Json,
-                    other => return Err(ConfigError::new("access_log.format", format!("`{other}` is not `main` or `json`"))),
+                    other => {
+                        return Err(ConfigError::new(
+                            "access_log.format",
+                            format!("`{other}` is not `main` or `json`"),
+                        ));
+                    }
                 },
             },
         };
-        let log_format = match env.log_format.as_deref().or(file.log_format.as_deref()).unwrap_or("human") {
+        let log_format = match env
+            .log_format
+            .as_deref()
+            .or(file.log_format.as_deref())
+            .unwrap_or("human")
+        {
             "human" => LogFormat::Human,
             "json" => LogFormat::Json,
-            other => return Err(ConfigError::new("log_format", format!("`{other}` is not `human` or `json`"))),
+            other => {
+                return Err(ConfigError::new(
+                    "log_format",
+                    format!("`{other}` is not `human` or `json`"),
+                ));
+            }
         };
         let global_headers = file.headers;
         let headers = header_policy("headers", &HeadersFile::default(), &global_headers)?;
@@ -339,7 +384,10 @@ impl Config {
             CompressionPolicy::off()
         };
         for ignored in compression.ignored_types() {
-            tracing::warn!(media_type = ignored, "compression.types lists an already-compressed format; it will not be compressed");
+            tracing::warn!(
+                media_type = ignored,
+                "compression.types lists an already-compressed format; it will not be compressed"
+            );
         }
         let error_page = match &file.error_page {
             Some(path) => read_page("error_page", &base.join(path))?,
@@ -361,7 +409,11 @@ impl Config {
             limits,
             access_log,
             log_format,
-            log_level: env.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".into()),
+            log_level: env
+                .log_level
+                .clone()
+                .or(file.log_level)
+                .unwrap_or_else(|| "info".into()),
             gateway: Settings {
                 routes,
                 headers,
@@ -419,18 +471,24 @@ impl Environment {
 
 fn socket_addr(key: &str, text: &str) -> Result<SocketAddr, ConfigError> {
     text.parse().map_err(|_| {
-        ConfigError::new(key, format!("`{text}` is not an address:port such as \"0.0.0.0:443\" or \"[::]:443\""))
+        ConfigError::new(
+            key,
+            format!("`{text}` is not an address:port such as \"0.0.0.0:443\" or \"[::]:443\""),
+        )
     })
 }
 
 fn check_certificate(certificate: &Path, private_key: &Path) -> Result<(), ConfigError> {
     match gateway::tls::load_certified_key(certificate, private_key) {
         Ok(_) => Ok(()),
-        Err(error @ (gateway::Error::BadPrivateKey { .. } | gateway::Error::KeyMismatch { .. })) => {
-            Err(ConfigError::new("tls.private_key", error.to_string()))
-        }
+        Err(
+            error @ (gateway::Error::BadPrivateKey { .. } | gateway::Error::KeyMismatch { .. }),
+        ) => Err(ConfigError::new("tls.private_key", error.to_string())),
         Err(gateway::Error::ReadPem { path, source }) if path == private_key => {
-            Err(ConfigError::new("tls.private_key", format!("cannot read {}: {source}", path.display())))
+            Err(ConfigError::new(
+                "tls.private_key",
+                format!("cannot read {}: {source}", path.display()),
+            ))
         }
         Err(error) => Err(ConfigError::new("tls.certificate", error.to_string())),
     }
@@ -438,8 +496,12 @@ fn check_certificate(certificate: &Path, private_key: &Path) -> Result<(), Confi
 
 /// Parses `"10s"`, `"1m30s"`, `"500ms"`.
 pub fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(text)
-        .map_err(|error| ConfigError::new(key, format!("`{text}` is not a duration such as \"10s\" or \"5m\" ({error})")))
+    humantime::parse_duration(text).map_err(|error| {
+        ConfigError::new(
+            key,
+            format!("`{text}` is not a duration such as \"10s\" or \"5m\" ({error})"),
+        )
+    })
 }
 
 /// Parses a size the way nginx does: bytes, or a number with `k`, `m` or `g` (powers of 1024).
@@ -454,13 +516,23 @@ pub fn size(key: &str, text: &str) -> Result<u64, ConfigError> {
         "k" | "kb" | "kib" => 1024,
         "m" | "mb" | "mib" => 1024 * 1024,
         "g" | "gb" | "gib" => 1024 * 1024 * 1024,
-        _ => return Err(ConfigError::new(key, format!("`{text}` is not a size such as \"16k\" or \"64m\""))),
+        _ => {
+            return Err(ConfigError::new(
+                key,
+                format!("`{text}` is not a size such as \"16k\" or \"64m\""),
+            ));
+        }
     };
     digits
         .parse::<u64>()
         .ok()
         .and_then(|number| number.checked_mul(multiplier))
-        .ok_or_else(|| ConfigError::new(key, format!("`{text}` is not a size such as \"16k\" or \"64m\"")))
+        .ok_or_else(|| {
+            ConfigError::new(
+                key,
+                format!("`{text}` is not a size such as \"16k\" or \"64m\""),
+            )
+        })
 }
 
 fn limits(file: &LimitsFile) -> Result<Limits, ConfigError> {
@@ -468,7 +540,10 @@ fn limits(file: &LimitsFile) -> Result<Limits, ConfigError> {
     if let Some(text) = &file.max_header_size {
         let bytes = size("limits.max_header_size", text)?;
         if !(8192..=1024 * 1024).contains(&bytes) {
-            return Err(ConfigError::new("limits.max_header_size", "must be between 8k and 1m"));
+            return Err(ConfigError::new(
+                "limits.max_header_size",
+                "must be between 8k and 1m",
+            ));
         }
         limits.max_header_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
     }
@@ -476,10 +551,26 @@ fn limits(file: &LimitsFile) -> Result<Limits, ConfigError> {
         limits.max_body_bytes = size("limits.max_body_size", text)?;
     }
     let timeouts = [
-        ("limits.header_timeout", &file.header_timeout, &mut limits.header_read_timeout),
-        ("limits.handshake_timeout", &file.handshake_timeout, &mut limits.handshake_timeout),
-        ("limits.keepalive_timeout", &file.keepalive_timeout, &mut limits.keepalive_timeout),
-        ("limits.shutdown_grace", &file.shutdown_grace, &mut limits.shutdown_grace),
+        (
+            "limits.header_timeout",
+            &file.header_timeout,
+            &mut limits.header_read_timeout,
+        ),
+        (
+            "limits.handshake_timeout",
+            &file.handshake_timeout,
+            &mut limits.handshake_timeout,
+        ),
+        (
+            "limits.keepalive_timeout",
+            &file.keepalive_timeout,
+            &mut limits.keepalive_timeout,
+        ),
+        (
+            "limits.shutdown_grace",
+            &file.shutdown_grace,
+            &mut limits.shutdown_grace,
+        ),
     ];
     for (key, text, slot) in timeouts {
         if let Some(text) = text {
@@ -493,35 +584,65 @@ fn limits(file: &LimitsFile) -> Result<Limits, ConfigError> {
     Ok(limits)
 }
 
-fn header_policy(key: &str, route: &HeadersFile, global: &HeadersFile) -> Result<HeaderPolicy, ConfigError> {
-    let pick = |route: &Option<String>, global: &Option<String>, default: Option<&str>| -> Option<String> {
-        route.clone().or_else(|| global.clone()).or_else(|| default.map(String::from))
+fn header_policy(
+    key: &str,
+    route: &HeadersFile,
+    global: &HeadersFile,
+) -> Result<HeaderPolicy, ConfigError> {
+    let pick = |route: &Option<String>,
+                global: &Option<String>,
+                default: Option<&str>|
+     -> Option<String> {
+        route
+            .clone()
+            .or_else(|| global.clone())
+            .or_else(|| default.map(String::from))
     };
     let wanted = [
         (
             "strict_transport_security",
             "strict-transport-security",
-            pick(&route.strict_transport_security, &global.strict_transport_security, Some("max-age=31536000")),
+            pick(
+                &route.strict_transport_security,
+                &global.strict_transport_security,
+                Some("max-age=31536000"),
+            ),
         ),
         (
             "x_frame_options",
             "x-frame-options",
-            pick(&route.x_frame_options, &global.x_frame_options, Some("SAMEORIGIN")),
+            pick(
+                &route.x_frame_options,
+                &global.x_frame_options,
+                Some("SAMEORIGIN"),
+            ),
         ),
         (
             "x_content_type_options",
             "x-content-type-options",
-            pick(&route.x_content_type_options, &global.x_content_type_options, Some("nosniff")),
+            pick(
+                &route.x_content_type_options,
+                &global.x_content_type_options,
+                Some("nosniff"),
+            ),
         ),
         (
             "referrer_policy",
             "referrer-policy",
-            pick(&route.referrer_policy, &global.referrer_policy, Some("strict-origin-when-cross-origin")),
+            pick(
+                &route.referrer_policy,
+                &global.referrer_policy,
+                Some("strict-origin-when-cross-origin"),
+            ),
         ),
         (
             "content_security_policy",
             "content-security-policy",
-            pick(&route.content_security_policy, &global.content_security_policy, None),
+            pick(
+                &route.content_security_policy,
+                &global.content_security_policy,
+                None,
+            ),
         ),
         (
             "x_xss_protection",
@@ -531,9 +652,15 @@ fn header_policy(key: &str, route: &HeadersFile, global: &HeadersFile) -> Result
     ];
     let mut set = Vec::new();
     for (field, name, value) in wanted {
-        let Some(value) = value.filter(|value| !value.is_empty()) else { continue };
-        let value = HeaderValue::from_str(&value)
-            .map_err(|_| ConfigError::new(format!("{key}.{field}"), "contains characters not allowed in a header"))?;
+        let Some(value) = value.filter(|value| !value.is_empty()) else {
+            continue;
+        };
+        let value = HeaderValue::from_str(&value).map_err(|_| {
+            ConfigError::new(
+                format!("{key}.{field}"),
+                "contains characters not allowed in a header",
+            )
+        })?;
         set.push((HeaderName::from_static(name), value));
     }
     let hide = match route.hide.as_ref().or(global.hide.as_ref()) {
@@ -541,8 +668,12 @@ fn header_policy(key: &str, route: &HeadersFile, global: &HeadersFile) -> Result
         Some(names) => names
             .iter()
             .map(|name| {
-                HeaderName::from_bytes(name.trim().as_bytes())
-                    .map_err(|_| ConfigError::new(format!("{key}.hide"), format!("`{name}` is not a header name")))
+                HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+                    ConfigError::new(
+                        format!("{key}.hide"),
+                        format!("`{name}` is not a header name"),
+                    )
+                })
             })
             .collect::<Result<_, _>>()?,
     };
@@ -557,24 +688,42 @@ fn route_settings(
     compression: &CompressionPolicy,
 ) -> Result<Route, ConfigError> {
     let key = |field: &str| format!("route[{index}].{field}");
-    let upstream_text = file.upstream.ok_or_else(|| ConfigError::new(key("upstream"), "missing: every route needs an upstream such as \"http://127.0.0.1:8080\""))?;
+    let upstream_text = file.upstream.ok_or_else(|| {
+        ConfigError::new(
+            key("upstream"),
+            "missing: every route needs an upstream such as \"http://127.0.0.1:8080\"",
+        )
+    })?;
     let upstream = upstream(&key("upstream"), &upstream_text)?;
     let path_prefix = file.path.unwrap_or_else(|| "/".into());
     if !path_prefix.starts_with('/') {
-        return Err(ConfigError::new(key("path"), format!("`{path_prefix}` must start with /")));
+        return Err(ConfigError::new(
+            key("path"),
+            format!("`{path_prefix}` must start with /"),
+        ));
     }
     let host = match file.host {
         None => None,
         Some(host) if host.is_empty() || host.contains(['/', ':', ' ']) => {
-            return Err(ConfigError::new(key("host"), format!("`{host}` is not a host name (no scheme, port or path)")));
+            return Err(ConfigError::new(
+                key("host"),
+                format!("`{host}` is not a host name (no scheme, port or path)"),
+            ));
         }
         Some(host) => Some(host.to_ascii_lowercase()),
     };
     let upstream_host = match file.upstream_host.as_deref() {
         None | Some("upstream") => UpstreamHost::Upstream,
         Some("client") => UpstreamHost::Client,
-        Some(literal) if HeaderValue::from_str(literal).is_ok() && !literal.is_empty() => UpstreamHost::Fixed(literal.to_owned()),
-        Some(other) => return Err(ConfigError::new(key("upstream_host"), format!("`{other}` is not `upstream`, `client` or a host"))),
+        Some(literal) if HeaderValue::from_str(literal).is_ok() && !literal.is_empty() => {
+            UpstreamHost::Fixed(literal.to_owned())
+        }
+        Some(other) => {
+            return Err(ConfigError::new(
+                key("upstream_host"),
+                format!("`{other}` is not `upstream`, `client` or a host"),
+            ));
+        }
     };
     let error_page = match &file.error_page {
         Some(path) => Some(read_page(&key("error_page"), &base.join(path))?),
@@ -589,28 +738,58 @@ fn route_settings(
         forwarded_headers: file.forwarded_headers.unwrap_or(true),
         buffer_request_body: file.buffer_request_body.unwrap_or(true),
         websockets: file.websockets.unwrap_or(true),
-        connect_timeout: file.connect_timeout.as_deref().map_or(Ok(Duration::from_secs(5)), |text| duration(&key("connect_timeout"), text))?,
-        read_timeout: file.read_timeout.as_deref().map_or(Ok(Duration::from_secs(60)), |text| duration(&key("read_timeout"), text))?,
+        connect_timeout: file
+            .connect_timeout
+            .as_deref()
+            .map_or(Ok(Duration::from_secs(5)), |text| {
+                duration(&key("connect_timeout"), text)
+            })?,
+        read_timeout: file
+            .read_timeout
+            .as_deref()
+            .map_or(Ok(Duration::from_secs(60)), |text| {
+                duration(&key("read_timeout"), text)
+            })?,
         headers: header_policy(&key("headers"), &file.headers, global_headers)?,
-        compression: if file.compression.unwrap_or(true) { compression.clone() } else { CompressionPolicy::off() },
+        compression: if file.compression.unwrap_or(true) {
+            compression.clone()
+        } else {
+            CompressionPolicy::off()
+        },
         error_page,
     })
 }
 
 fn upstream(key: &str, text: &str) -> Result<Upstream, ConfigError> {
-    let uri: http::Uri = text
-        .parse()
-        .map_err(|_| ConfigError::new(key, format!("`{text}` is not a URL such as \"http://127.0.0.1:8080\"")))?;
+    let uri: http::Uri = text.parse().map_err(|_| {
+        ConfigError::new(
+            key,
+            format!("`{text}` is not a URL such as \"http://127.0.0.1:8080\""),
+        )
+    })?;
     match uri.scheme_str() {
         Some("http") => {}
-        Some("https") => return Err(ConfigError::new(key, "https upstreams are not supported yet; use http on loopback or the LAN")),
-        _ => return Err(ConfigError::new(key, format!("`{text}` must start with http://"))),
+        Some("https") => {
+            return Err(ConfigError::new(
+                key,
+                "https upstreams are not supported yet; use http on loopback or the LAN",
+            ));
+        }
+        _ => {
+            return Err(ConfigError::new(
+                key,
+                format!("`{text}` must start with http://"),
+            ));
+        }
     }
     let Some(authority) = uri.authority().cloned() else {
         return Err(ConfigError::new(key, format!("`{text}` names no host")));
     };
     if uri.query().is_some() {
-        return Err(ConfigError::new(key, "an upstream URL cannot carry a query"));
+        return Err(ConfigError::new(
+            key,
+            "an upstream URL cannot carry a query",
+        ));
     }
     // As with nginx's proxy_pass, any path after the host, even a lone "/", replaces the
     // route's prefix; no path at all forwards the request path unchanged.
@@ -634,7 +813,11 @@ mod tests {
     use super::*;
 
     fn load(text: &str) -> Result<Config, ConfigError> {
-        Config::from_file(parse(text)?, Path::new("/etc/genkan"), &Environment::default())
+        Config::from_file(
+            parse(text)?,
+            Path::new("/etc/genkan"),
+            &Environment::default(),
+        )
     }
 
     #[test]
@@ -658,7 +841,8 @@ mod tests {
     fn unknown_keys_are_named() {
         let error = load("listen_htps = \"0.0.0.0:443\"").unwrap_err();
         assert_eq!(error.key, "listen_htps");
-        let error = load("[[route]]\nupstream = \"http://127.0.0.1:8080\"\nproxy_pass = \"x\"").unwrap_err();
+        let error = load("[[route]]\nupstream = \"http://127.0.0.1:8080\"\nproxy_pass = \"x\"")
+            .unwrap_err();
         assert_eq!(error.key, "proxy_pass");
     }
 
@@ -669,17 +853,41 @@ mod tests {
             ("listen_http = \"localhost\"", "listen_http"),
             ("version = 2", "version"),
             ("[limits]\nmax_body_size = \"ten\"", "limits.max_body_size"),
-            ("[limits]\nmax_header_size = \"1k\"", "limits.max_header_size"),
-            ("[limits]\nheader_timeout = \"soon\"", "limits.header_timeout"),
+            (
+                "[limits]\nmax_header_size = \"1k\"",
+                "limits.max_header_size",
+            ),
+            (
+                "[limits]\nheader_timeout = \"soon\"",
+                "limits.header_timeout",
+            ),
             ("[access_log]\nformat = \"combined\"", "access_log.format"),
             ("[[route]]\npath = \"/\"", "route[0].upstream"),
             ("[[route]]\nupstream = \"ftp://x\"", "route[0].upstream"),
-            ("[[route]]\nupstream = \"https://127.0.0.1\"", "route[0].upstream"),
-            ("[[route]]\nupstream = \"http://127.0.0.1:8080\"\npath = \"app\"", "route[0].path"),
-            ("[[route]]\nupstream = \"http://127.0.0.1:8080\"\nhost = \"https://x\"", "route[0].host"),
-            ("[tls]\ncertificate = \"/nonexistent/fullchain.pem\"\nprivate_key = \"/nonexistent/privkey.pem\"", "tls.certificate"),
-            ("[tls]\ncertificate = \"/nonexistent/fullchain.pem\"", "tls.private_key"),
-            ("[headers]\nx_frame_options = \"DENY\\nX-Evil: 1\"", "headers.x_frame_options"),
+            (
+                "[[route]]\nupstream = \"https://127.0.0.1\"",
+                "route[0].upstream",
+            ),
+            (
+                "[[route]]\nupstream = \"http://127.0.0.1:8080\"\npath = \"app\"",
+                "route[0].path",
+            ),
+            (
+                "[[route]]\nupstream = \"http://127.0.0.1:8080\"\nhost = \"https://x\"",
+                "route[0].host",
+            ),
+            (
+                "[tls]\ncertificate = \"/nonexistent/fullchain.pem\"\nprivate_key = \"/nonexistent/privkey.pem\"",
+                "tls.certificate",
+            ),
+            (
+                "[tls]\ncertificate = \"/nonexistent/fullchain.pem\"",
+                "tls.private_key",
+            ),
+            (
+                "[headers]\nx_frame_options = \"DENY\\nX-Evil: 1\"",
+                "headers.x_frame_options",
+            ),
         ];
         for (text, key) in cases {
             match load(text) {
@@ -696,7 +904,10 @@ mod tests {
         assert!(file.data_dir.is_some());
         assert_eq!(file.listen_https.as_deref(), Some("0.0.0.0:443"));
         assert_eq!(file.listen_http.as_deref(), Some("0.0.0.0:80"));
-        assert_eq!(file.routes[0].upstream.as_deref(), Some("http://127.0.0.1:8080"));
+        assert_eq!(
+            file.routes[0].upstream.as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
     }
 
     #[test]
@@ -706,13 +917,21 @@ mod tests {
         )
         .unwrap();
         let route = &config.gateway.routes[0];
-        let names: Vec<_> = route.headers.set.iter().map(|(name, _)| name.as_str()).collect();
+        let names: Vec<_> = route
+            .headers
+            .set
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect();
         assert!(names.contains(&"x-xss-protection"));
         assert!(!names.contains(&"x-frame-options"));
         assert_eq!(route.upstream.base_path.as_deref(), Some("/app/"));
         let bare = load("[[route]]\nupstream = \"http://127.0.0.1:8080\"\n[[route]]\nupstream = \"http://127.0.0.1:8080/\"\n").unwrap();
         assert_eq!(bare.gateway.routes[0].upstream.base_path, None);
-        assert_eq!(bare.gateway.routes[1].upstream.base_path.as_deref(), Some("/"));
+        assert_eq!(
+            bare.gateway.routes[1].upstream.base_path.as_deref(),
+            Some("/")
+        );
         assert_eq!(route.upstream_host, UpstreamHost::Upstream);
     }
 

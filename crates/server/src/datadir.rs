@@ -26,7 +26,9 @@ impl DataDir {
         for dir in [root.to_path_buf(), root.join("tls"), root.join("logs")] {
             create_private_dir(&dir)?;
         }
-        Ok(Self { root: root.to_owned() })
+        Ok(Self {
+            root: root.to_owned(),
+        })
     }
 
     /// The data directory itself.
@@ -41,7 +43,10 @@ impl DataDir {
 
     /// Self-signed certificate and key paths.
     pub fn self_signed(&self) -> (PathBuf, PathBuf) {
-        (self.root.join("tls/self-signed.crt"), self.root.join("tls/self-signed.key"))
+        (
+            self.root.join("tls/self-signed.crt"),
+            self.root.join("tls/self-signed.key"),
+        )
     }
 }
 
@@ -70,9 +75,16 @@ pub fn restrict_to_owner(path: &Path) -> Result<()> {
 
 /// Returns the self-signed certificate's paths, making the certificate first if there is none.
 /// Returns `true` as well when it was just made, so the caller can say so once.
-pub fn ensure_self_signed(data: &DataDir, hostnames: &[String], now: DateTime<Utc>) -> Result<(PathBuf, PathBuf, bool)> {
+pub fn ensure_self_signed(
+    data: &DataDir,
+    hostnames: &[String],
+    now: DateTime<Utc>,
+) -> Result<(PathBuf, PathBuf, bool)> {
     let (cert_path, key_path) = data.self_signed();
-    if cert_path.exists() && key_path.exists() && gateway::tls::load_certified_key(&cert_path, &key_path).is_ok() {
+    if cert_path.exists()
+        && key_path.exists()
+        && gateway::tls::load_certified_key(&cert_path, &key_path).is_ok()
+    {
         return Ok((cert_path, key_path, false));
     }
     let (cert_pem, key_pem) = make_self_signed(hostnames, now)?;
@@ -84,9 +96,13 @@ pub fn ensure_self_signed(data: &DataDir, hostnames: &[String], now: DateTime<Ut
 /// A one-year ECDSA P-256 certificate for `hostnames` (names or IP addresses), as PEM.
 pub fn make_self_signed(hostnames: &[String], now: DateTime<Utc>) -> Result<(String, String)> {
     let key = rcgen::KeyPair::generate().context("cannot generate a key pair")?;
-    let mut params = rcgen::CertificateParams::new(hostnames.to_vec()).context("unusable host name for the certificate")?;
+    let mut params = rcgen::CertificateParams::new(hostnames.to_vec())
+        .context("unusable host name for the certificate")?;
     let mut name = rcgen::DistinguishedName::new();
-    name.push(rcgen::DnType::CommonName, hostnames.first().map_or("genkan", String::as_str));
+    name.push(
+        rcgen::DnType::CommonName,
+        hostnames.first().map_or("genkan", String::as_str),
+    );
     name.push(rcgen::DnType::OrganizationName, "genkan self-signed");
     params.distinguished_name = name;
     let start = now - chrono::Duration::days(1);
@@ -94,7 +110,9 @@ pub fn make_self_signed(hostnames: &[String], now: DateTime<Utc>) -> Result<(Str
     params.not_before = rcgen::date_time_ymd(start.year(), start.month() as u8, start.day() as u8);
     params.not_after = rcgen::date_time_ymd(end.year(), end.month() as u8, end.day() as u8);
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params.self_signed(&key).context("cannot sign the certificate")?;
+    let cert = params
+        .self_signed(&key)
+        .context("cannot sign the certificate")?;
     Ok((cert.pem(), key.serialize_pem()))
 }
 
@@ -107,10 +125,15 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
     #[cfg(not(unix))]
     let _ = mode;
-    let mut file = options.open(&temp).with_context(|| format!("cannot write {}", temp.display()))?;
-    file.write_all(bytes).with_context(|| format!("cannot write {}", temp.display()))?;
-    file.sync_all().with_context(|| format!("cannot sync {}", temp.display()))?;
-    std::fs::rename(&temp, path).with_context(|| format!("cannot move {} into place", path.display()))?;
+    let mut file = options
+        .open(&temp)
+        .with_context(|| format!("cannot write {}", temp.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("cannot write {}", temp.display()))?;
+    file.sync_all()
+        .with_context(|| format!("cannot sync {}", temp.display()))?;
+    std::fs::rename(&temp, path)
+        .with_context(|| format!("cannot move {} into place", path.display()))?;
     Ok(())
 }
 
@@ -124,7 +147,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(&root);
         let data = DataDir::prepare(&root).unwrap();
         let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-        let now = DateTime::parse_from_rfc3339("2026-12-03T00:00:00Z").unwrap().to_utc();
+        let now = DateTime::parse_from_rfc3339("2026-12-03T00:00:00Z")
+            .unwrap()
+            .to_utc();
         let (cert, key, made) = ensure_self_signed(&data, &names, now).unwrap();
         assert!(made);
         gateway::tls::load_certified_key(&cert, &key).unwrap();
@@ -133,8 +158,14 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
-            assert_eq!(std::fs::metadata(&root).unwrap().permissions().mode() & 0o777, 0o700);
+            assert_eq!(
+                std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+            assert_eq!(
+                std::fs::metadata(&root).unwrap().permissions().mode() & 0o777,
+                0o700
+            );
         }
         std::fs::remove_dir_all(&root).unwrap();
     }

@@ -50,8 +50,9 @@ pub struct Running {
 /// Prepares everything and starts serving; returns once the listeners are bound.
 pub async fn start(config: Config) -> Result<Running> {
     let data = DataDir::prepare(&config.data_dir)?;
-    let database = store_sqlite::Database::open(&data.database(), &clock::utc_now().to_rfc3339())
-        .with_context(|| format!("cannot open the database {}", data.database().display()))?;
+    let database =
+        store_sqlite::Database::open(&data.database(), &clock::utc_now().to_rfc3339())
+            .with_context(|| format!("cannot open the database {}", data.database().display()))?;
     datadir::restrict_to_owner(&data.database())?;
     let (certified, made_self_signed) = load_certificate(&config, &data)?;
     let certs = Arc::new(CertStore::new(certified));
@@ -74,12 +75,24 @@ pub async fn start(config: Config) -> Result<Running> {
 
     let settings = settings_for(&config, https_addr);
     let local = built_in_apps();
-    let door = FrontDoor::new(settings, certs, tls, config.limits.clone(), access_log, local, clock::local_now);
+    let door = FrontDoor::new(
+        settings,
+        certs,
+        tls,
+        config.limits.clone(),
+        access_log,
+        local,
+        clock::local_now,
+    );
 
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let mut tasks = vec![tokio::spawn(Arc::clone(&door).serve_https(https, shutdown_rx.clone()))];
+    let mut tasks = vec![tokio::spawn(
+        Arc::clone(&door).serve_https(https, shutdown_rx.clone()),
+    )];
     if let Some(http) = http {
-        tasks.push(tokio::spawn(Arc::clone(&door).serve_redirect(http, shutdown_rx)));
+        tasks.push(tokio::spawn(
+            Arc::clone(&door).serve_redirect(http, shutdown_rx),
+        ));
     }
     tracing::info!(%https_addr, ?http_addr, data_dir = %data.root().display(), "genkan started");
     Ok(Running {
@@ -101,7 +114,9 @@ impl Running {
     /// On any error the running settings stay as they were.
     pub fn reload(&mut self) -> Result<()> {
         let fresh = match &self.config.source {
-            Some(path) => Config::load(path).with_context(|| format!("{} not reloaded", path.display()))?,
+            Some(path) => {
+                Config::load(path).with_context(|| format!("{} not reloaded", path.display()))?
+            }
             None => self.config.clone(),
         };
         if fresh.listen_https != self.config.listen_https
@@ -187,9 +202,10 @@ fn notify_systemd(states: &[sd_notify::NotifyState<'_>]) {
 /// genkan's own pages as the gateway's fallback service.
 fn built_in_apps() -> LocalApp {
     let router = pages::router();
-    let service = ServiceExt::<http::Request<hyper::body::Incoming>>::map_response(router, |response: axum::response::Response| {
-        response.map(gateway::boxed)
-    });
+    let service = ServiceExt::<http::Request<hyper::body::Incoming>>::map_response(
+        router,
+        |response: axum::response::Response| response.map(gateway::boxed),
+    );
     LocalApp::new(service)
 }
 
@@ -207,7 +223,9 @@ fn load_certificate(config: &Config, data: &DataDir) -> Result<(rustls::sign::Ce
             certificate,
             private_key,
         } => (certificate.clone(), private_key.clone(), false),
-        TlsSource::SelfSigned { hostnames } => datadir::ensure_self_signed(data, hostnames, clock::utc_now())?,
+        TlsSource::SelfSigned { hostnames } => {
+            datadir::ensure_self_signed(data, hostnames, clock::utc_now())?
+        }
     };
     let certified = gateway::tls::load_certified_key(&cert, &key).context("tls.certificate")?;
     Ok((certified, made))
@@ -218,7 +236,9 @@ fn open_access_log(config: &Config) -> Result<AccessLog> {
         AccessLogTarget::Off => AccessLog::off(),
         AccessLogTarget::File { path, format } => {
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).with_context(|| format!("access_log.path: cannot create {}", parent.display()))?;
+                std::fs::create_dir_all(parent).with_context(|| {
+                    format!("access_log.path: cannot create {}", parent.display())
+                })?;
             }
             AccessLog::open(path, *format).context("access_log.path")?
         }

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use server::config::Config;
 
 #[derive(Parser)]
-#[command(name = "genkan", version, about = "genkan: the secure entrance to a small company's apps")]
+#[command(
+    name = "genkan",
+    version,
+    about = "genkan: the secure entrance to a small company's apps"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -73,7 +77,8 @@ fn run(cli: Cli) -> Result<()> {
                 None => Config::embedded_default()?,
             };
             server::telemetry::init(config.log_format, &config.log_level);
-            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(async {
                 let running = server::start(config).await?;
                 println!("genkan is serving https://localhost:{}/", running.https_addr.port());
@@ -93,13 +98,22 @@ fn run(cli: Cli) -> Result<()> {
                 "{}: ok ({} route{}, https on {})",
                 file.display(),
                 config.gateway.routes.len(),
-                if config.gateway.routes.len() == 1 { "" } else { "s" },
+                if config.gateway.routes.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
                 config.listen_https
             );
             Ok(())
         }
         Command::Service {
-            action: ServiceAction::Install { config, user, unit_dir },
+            action:
+                ServiceAction::Install {
+                    config,
+                    user,
+                    unit_dir,
+                },
         } => {
             let config_path = config.map(|path| std::path::absolute(&path)).transpose()?;
             let loaded = match &config_path {

@@ -36,7 +36,10 @@ pub enum Lang {
 impl Lang {
     /// Picks the language from `Accept-Language`: the first of `ja`/`en` by preference, else Japanese.
     pub fn from_headers(headers: &HeaderMap) -> Self {
-        let Some(value) = headers.get(header::ACCEPT_LANGUAGE).and_then(|value| value.to_str().ok()) else {
+        let Some(value) = headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|value| value.to_str().ok())
+        else {
             return Self::Ja;
         };
         let mut choices: Vec<(f32, Self)> = value
@@ -45,7 +48,12 @@ impl Lang {
                 let mut parts = item.trim().split(';');
                 let tag = parts.next()?.trim().to_ascii_lowercase();
                 let quality = parts
-                    .find_map(|param| param.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()))
+                    .find_map(|param| {
+                        param
+                            .trim()
+                            .strip_prefix("q=")
+                            .and_then(|q| q.parse::<f32>().ok())
+                    })
                     .unwrap_or(1.0);
                 let lang = if tag == "ja" || tag.starts_with("ja-") {
                     Self::Ja
@@ -108,15 +116,23 @@ pub fn router() -> Router {
 async fn landing(headers: HeaderMap) -> Response {
     let lang = Lang::from_headers(&headers);
     let text = text(lang);
-    page(lang, StatusCode::OK, text.title, &format!("<h1>{}</h1><p>{}</p>", text.running, text.explain))
+    page(
+        lang,
+        StatusCode::OK,
+        text.title,
+        &format!("<h1>{}</h1><p>{}</p>", text.running, text.explain),
+    )
 }
 
 async fn health() -> Response {
     let mut response = (StatusCode::OK, "{\"status\":\"ok\"}\n").into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
         .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -142,11 +158,16 @@ h1{{font-size:1.4rem}}p{{line-height:1.7}}header{{font-weight:600;letter-spacing
     );
     let mut response = (status, html).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; frame-ancestors 'self'"),
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; frame-ancestors 'self'",
+        ),
     );
     response
 }
@@ -157,7 +178,10 @@ mod tests {
 
     fn accept(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_str(value).unwrap());
+        headers.insert(
+            header::ACCEPT_LANGUAGE,
+            HeaderValue::from_str(value).unwrap(),
+        );
         headers
     }
 
@@ -165,7 +189,10 @@ mod tests {
     fn language_follows_accept_language_with_japanese_default() {
         assert_eq!(Lang::from_headers(&HeaderMap::new()), Lang::Ja);
         assert_eq!(Lang::from_headers(&accept("en-US,en;q=0.9")), Lang::En);
-        assert_eq!(Lang::from_headers(&accept("fr, en;q=0.5, ja;q=0.8")), Lang::Ja);
+        assert_eq!(
+            Lang::from_headers(&accept("fr, en;q=0.5, ja;q=0.8")),
+            Lang::Ja
+        );
         assert_eq!(Lang::from_headers(&accept("de")), Lang::Ja);
         assert_eq!(Lang::from_headers(&accept("ja-JP")), Lang::Ja);
     }

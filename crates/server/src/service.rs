@@ -11,7 +11,8 @@ pub const SERVICE_NAME: &str = "genkan";
 /// Human-readable name.
 pub const DISPLAY_NAME: &str = "genkan secure entrance";
 /// One-line description for service managers.
-pub const DESCRIPTION: &str = "genkan: TLS front door, identity and policy, records and contact center for the company";
+pub const DESCRIPTION: &str =
+    "genkan: TLS front door, identity and policy, records and contact center for the company";
 
 /// What the unit or service should run.
 #[derive(Debug, Clone)]
@@ -104,18 +105,34 @@ WantedBy=multi-user.target\n"
 
 /// Quotes one word of `ExecStart=` the way systemd reads it.
 fn systemd_quote(word: &str) -> String {
-    if !word.is_empty() && word.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"/._-:=@+,".contains(&byte)) {
+    if !word.is_empty()
+        && word
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"/._-:=@+,".contains(&byte))
+    {
         return word.to_owned();
     }
-    let escaped = word.replace('\\', "\\\\").replace('"', "\\\"").replace('%', "%%").replace('$', "$$");
+    let escaped = word
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('%', "%%")
+        .replace('$', "$$");
     format!("\"{escaped}\"")
 }
 
 /// Writes the systemd unit to `unit_dir/genkan.service` and returns its path.
 pub fn install_systemd(spec: &ServiceSpec, unit_dir: &Path) -> anyhow::Result<PathBuf> {
     // systemd splits ReadWritePaths= and Environment= at white space.
-    if spec.data_dir.display().to_string().contains(char::is_whitespace) {
-        anyhow::bail!("the data directory {} contains white space, which a systemd unit cannot name", spec.data_dir.display());
+    if spec
+        .data_dir
+        .display()
+        .to_string()
+        .contains(char::is_whitespace)
+    {
+        anyhow::bail!(
+            "the data directory {} contains white space, which a systemd unit cannot name",
+            spec.data_dir.display()
+        );
     }
     let path = unit_dir.join(format!("{SERVICE_NAME}.service"));
     crate::datadir::write_atomically(&path, systemd_unit(spec).as_bytes(), 0o644)?;
@@ -129,14 +146,19 @@ pub mod windows_shell {
 
     use std::ffi::OsString;
 
-    use windows_service::service::{ServiceAccess, ServiceErrorControl, ServiceInfo, ServiceStartType, ServiceType};
+    use windows_service::service::{
+        ServiceAccess, ServiceErrorControl, ServiceInfo, ServiceStartType, ServiceType,
+    };
     use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 
     use super::{DESCRIPTION, DISPLAY_NAME, SERVICE_NAME, ServiceSpec};
 
     /// Registers the service to start automatically with Windows.
     pub fn install(spec: &ServiceSpec) -> anyhow::Result<()> {
-        let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT | ServiceManagerAccess::CREATE_SERVICE)?;
+        let manager = ServiceManager::local_computer(
+            None::<&str>,
+            ServiceManagerAccess::CONNECT | ServiceManagerAccess::CREATE_SERVICE,
+        )?;
         let mut arguments: Vec<OsString> = vec!["service".into(), "run".into()];
         arguments.extend(spec.arguments().into_iter().skip(1).map(OsString::from));
         let info = ServiceInfo {
@@ -181,7 +203,10 @@ mod tests {
             "NoNewPrivileges=yes",
             "WantedBy=multi-user.target",
         ] {
-            assert!(unit.lines().any(|candidate| candidate == line), "missing {line}:\n{unit}");
+            assert!(
+                unit.lines().any(|candidate| candidate == line),
+                "missing {line}:\n{unit}"
+            );
         }
     }
 
@@ -194,7 +219,10 @@ mod tests {
             data_dir: "/srv/genkan".into(),
         };
         let unit = systemd_unit(&spec);
-        assert!(unit.contains("ExecStart=\"/opt/gen kan/genkan\" serve\n"), "{unit}");
+        assert!(
+            unit.contains("ExecStart=\"/opt/gen kan/genkan\" serve\n"),
+            "{unit}"
+        );
         assert!(unit.contains("User=genkan\nGroup=genkan\n"));
         assert!(!unit.contains("DynamicUser"));
         assert!(unit.contains("ReadWritePaths=/srv/genkan\n"));

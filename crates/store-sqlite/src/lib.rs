@@ -13,7 +13,10 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags};
 
 /// The migrations, in order. The position in this list is the schema version it produces.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_foundation", include_str!("../migrations/0001_foundation.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_foundation",
+    include_str!("../migrations/0001_foundation.sql"),
+)];
 
 /// Everything that can go wrong opening or migrating the database.
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +25,9 @@ pub enum Error {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// The database was written by a newer genkan than this one.
-    #[error("the database is at schema version {found}, newer than this genkan knows ({known}); upgrade genkan")]
+    #[error(
+        "the database is at schema version {found}, newer than this genkan knows ({known}); upgrade genkan"
+    )]
     TooNew {
         /// Version found in the file.
         found: usize,
@@ -51,7 +56,9 @@ impl Database {
     pub fn open(path: &Path, created_at: &str) -> Result<Self, Error> {
         let connection = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
@@ -68,7 +75,9 @@ impl Database {
 
     /// The schema version (number of migrations applied).
     pub fn schema_version(&self) -> Result<usize, Error> {
-        let version: i64 = self.connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        let version: i64 = self
+            .connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))?;
         Ok(usize::try_from(version).unwrap_or(0))
     }
 
@@ -79,9 +88,11 @@ impl Database {
 
     /// When this installation was first started.
     pub fn created_at(&self) -> Result<String, Error> {
-        Ok(self
-            .connection
-            .query_row("SELECT created_at FROM installation WHERE id = 1", [], |row| row.get(0))?)
+        Ok(self.connection.query_row(
+            "SELECT created_at FROM installation WHERE id = 1",
+            [],
+            |row| row.get(0),
+        )?)
     }
 
     fn migrate(&mut self) -> Result<(), Error> {

@@ -48,8 +48,8 @@ pub struct TestPki {
 impl TestPki {
     pub fn new(dir: &Path, common_name: &str) -> Self {
         use rcgen::{
-            BasicConstraints, CertificateParams, CrlDistributionPoint, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-            IsCa, Issuer, KeyPair, KeyUsagePurpose,
+            BasicConstraints, CertificateParams, CrlDistributionPoint, DistinguishedName, DnType,
+            ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
         };
         let now = chrono::Utc::now();
         let ymd = |t: chrono::DateTime<chrono::Utc>| {
@@ -69,7 +69,8 @@ impl TestPki {
         let issuer = Issuer::new(ca_params, ca_key);
 
         let leaf_key = KeyPair::generate().unwrap();
-        let mut leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        let mut leaf =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
         let mut leaf_name = DistinguishedName::new();
         leaf_name.push(DnType::CommonName, common_name);
         leaf.distinguished_name = leaf_name;
@@ -142,7 +143,8 @@ impl Genkan {
         );
         let config_path = dir.0.join("genkan.toml");
         std::fs::write(&config_path, &text).unwrap();
-        let mut config = Config::from_file(parse(&text).unwrap(), &dir.0, &Environment::default()).unwrap();
+        let mut config =
+            Config::from_file(parse(&text).unwrap(), &dir.0, &Environment::default()).unwrap();
         config.source = Some(config_path);
         let running = server::start(config).await.unwrap();
         Self {
@@ -160,13 +162,17 @@ impl Genkan {
 
     /// Sends one HTTP/1.1 request over TLS and returns the response with its whole body.
     pub async fn send(&self, request: Request<Full<Bytes>>) -> Response<Bytes> {
-        tokio::time::timeout(Duration::from_secs(20), send_https(&self.pki, self.https, request))
-            .await
-            .expect("request timed out")
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            send_https(&self.pki, self.https, request),
+        )
+        .await
+        .expect("request timed out")
     }
 
     pub async fn get(&self, path: &str) -> Response<Bytes> {
-        self.send(request("GET", path).body(Full::new(Bytes::new())).unwrap()).await
+        self.send(request("GET", path).body(Full::new(Bytes::new())).unwrap())
+            .await
     }
 
     pub async fn shutdown(mut self) {
@@ -185,18 +191,28 @@ pub fn request(method: &str, path: &str) -> http::request::Builder {
         .header("user-agent", "genkan-it")
 }
 
-pub async fn send_https(pki: &TestPki, addr: SocketAddr, request: Request<Full<Bytes>>) -> Response<Bytes> {
+pub async fn send_https(
+    pki: &TestPki,
+    addr: SocketAddr,
+    request: Request<Full<Bytes>>,
+) -> Response<Bytes> {
     let tcp = TcpStream::connect(addr).await.unwrap();
     let tls = pki
         .connector(&[b"http/1.1"])
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
     tokio::spawn(connection);
     let response = sender.send_request(request).await.unwrap();
     let (parts, body) = response.into_parts();
-    let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let bytes = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
     Response::from_parts(parts, bytes)
 }
 
@@ -224,7 +240,11 @@ pub async fn run_tool(program: &str, args: &[&str], limit: Duration) -> (bool, S
     match tokio::time::timeout(limit, child).await {
         Ok(Ok(output)) => (
             output.status.success(),
-            format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
         ),
         Ok(Err(error)) => panic!("{program} could not run ({error}); scripts/test installs it"),
         Err(_) => panic!("{program} did not finish within {limit:?}"),

@@ -1,7 +1,9 @@
 //! Hostile and unlucky clients: oversized heads and bodies, garbage, slowloris; and the
 //! operational paths: graceful shutdown and reloads.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -26,15 +28,39 @@ async fn strict() -> (Genkan, Iis6) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_heads_get_431_and_garbage_gets_400() {
     let (genkan, iis) = strict().await;
-    let big = format!("GET /echo HTTP/1.1\r\nHost: localhost\r\nX-Filler: {}\r\n\r\n", "a".repeat(20_000));
-    let answer = raw_tls(&genkan.pki, genkan.https, big.as_bytes(), Duration::from_secs(5)).await;
+    let big = format!(
+        "GET /echo HTTP/1.1\r\nHost: localhost\r\nX-Filler: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    let answer = raw_tls(
+        &genkan.pki,
+        genkan.https,
+        big.as_bytes(),
+        Duration::from_secs(5),
+    )
+    .await;
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
 
-    let answer = raw_tls(&genkan.pki, genkan.https, b"\x00\x01GARBAGE\r\n\r\n", Duration::from_secs(5)).await;
+    let answer = raw_tls(
+        &genkan.pki,
+        genkan.https,
+        b"\x00\x01GARBAGE\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
 
-    let answer = raw_tls(&genkan.pki, genkan.https, b"GET /echo HTTP/1.1\r\n\r\n", Duration::from_secs(5)).await;
-    assert!(answer.starts_with("HTTP/1.1 400"), "a request without Host must be refused: {answer}");
+    let answer = raw_tls(
+        &genkan.pki,
+        genkan.https,
+        b"GET /echo HTTP/1.1\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        answer.starts_with("HTTP/1.1 400"),
+        "a request without Host must be refused: {answer}"
+    );
     assert_eq!(iis.count(), 0, "nothing malformed may reach the app");
     genkan.shutdown().await;
 }
@@ -42,21 +68,39 @@ async fn oversized_heads_get_431_and_garbage_gets_400() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_get_413_before_reaching_the_app() {
     let (genkan, iis) = strict().await;
-    let declared = request("POST", "/echo").body(Full::new(Bytes::from(vec![b'x'; 4096]))).unwrap();
-    assert_eq!(genkan.send(declared).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let declared = request("POST", "/echo")
+        .body(Full::new(Bytes::from(vec![b'x'; 4096])))
+        .unwrap();
+    assert_eq!(
+        genkan.send(declared).await.status(),
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
 
     let chunk = "x".repeat(700);
     let chunked = format!(
         "POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2bc\r\n{chunk}\r\n2bc\r\n{chunk}\r\n0\r\n\r\n"
     );
-    let answer = raw_tls(&genkan.pki, genkan.https, chunked.as_bytes(), Duration::from_secs(5)).await;
+    let answer = raw_tls(
+        &genkan.pki,
+        genkan.https,
+        chunked.as_bytes(),
+        Duration::from_secs(5),
+    )
+    .await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert_eq!(iis.count(), 0, "an oversized body must not reach the app");
 
-    let streamed = request("POST", "/stream/echo").body(Full::new(Bytes::from(vec![b'x'; 4096]))).unwrap();
-    assert_eq!(genkan.send(streamed).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let streamed = request("POST", "/stream/echo")
+        .body(Full::new(Bytes::from(vec![b'x'; 4096])))
+        .unwrap();
+    assert_eq!(
+        genkan.send(streamed).await.status(),
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
 
-    let small = request("POST", "/echo").body(Full::new(Bytes::from_static(b"ok=1"))).unwrap();
+    let small = request("POST", "/echo")
+        .body(Full::new(Bytes::from_static(b"ok=1")))
+        .unwrap();
     assert_eq!(genkan.send(small).await.status(), StatusCode::OK);
     genkan.shutdown().await;
 }
@@ -72,7 +116,9 @@ async fn slowloris_clients_are_cut_off() {
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .unwrap();
-    tls.write_all(b"GET /echo HTTP/1.1\r\nHost: localhost\r\n").await.unwrap();
+    tls.write_all(b"GET /echo HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
     let started = Instant::now();
     let mut rest = Vec::new();
     let closed = tokio::time::timeout(Duration::from_secs(10), async {
@@ -92,7 +138,11 @@ async fn slowloris_clients_are_cut_off() {
     })
     .await;
     assert!(closed.is_ok(), "the connection stayed open for 10 s");
-    assert!(started.elapsed() < Duration::from_secs(4), "cut off only after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "cut off only after {:?}",
+        started.elapsed()
+    );
     genkan.shutdown().await;
 }
 
@@ -103,17 +153,28 @@ async fn shutdown_lets_requests_in_flight_finish_and_refuses_new_ones() {
     let addr = genkan.https;
     let pki = TestPki::from_ca_for_test(&genkan.pki);
     let in_flight = tokio::spawn(async move {
-        let slow = request("GET", "/slow").body(Full::new(Bytes::new())).unwrap();
+        let slow = request("GET", "/slow")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
         send_https(&pki, addr, slow).await
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     let running = genkan.running.take().unwrap();
     let stopping = tokio::spawn(running.shutdown());
-    let response = tokio::time::timeout(Duration::from_secs(10), in_flight).await.unwrap().unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(10), in_flight)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK, "{pki_ca:?}");
     assert_eq!(&response.body()[..], b"finally");
-    tokio::time::timeout(Duration::from_secs(10), stopping).await.unwrap().unwrap();
-    assert!(TcpStream::connect(addr).await.is_err(), "still accepting after shutdown");
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "still accepting after shutdown"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,32 +195,60 @@ async fn reload_swaps_routes_and_certificate_without_dropping_open_connections()
     std::fs::copy(&fresh.key_path, &genkan.pki.key_path).unwrap();
     let config = genkan.dir.0.join("genkan.toml");
     let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!("[[route]]\nname = \"added\"\npath = \"/added/\"\nupstream = \"http://{}/\"\n", iis.addr));
+    text.push_str(&format!(
+        "[[route]]\nname = \"added\"\npath = \"/added/\"\nupstream = \"http://{}/\"\n",
+        iis.addr
+    ));
     std::fs::write(&config, text).unwrap();
     genkan.running.as_mut().unwrap().reload().unwrap();
 
     // New connections get the new certificate, and the new route.
-    let via_new_route = send_https(&fresh, genkan.https, request("GET", "/added/echo").body(Full::new(Bytes::new())).unwrap()).await;
+    let via_new_route = send_https(
+        &fresh,
+        genkan.https,
+        request("GET", "/added/echo")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(via_new_route.status(), StatusCode::OK);
     assert!(String::from_utf8_lossy(via_new_route.body()).contains("path=/echo\n"));
     let old_ca_refused = genkan
         .pki
         .connector(&[b"http/1.1"])
-        .connect(ServerName::try_from("localhost").unwrap(), TcpStream::connect(genkan.https).await.unwrap())
+        .connect(
+            ServerName::try_from("localhost").unwrap(),
+            TcpStream::connect(genkan.https).await.unwrap(),
+        )
         .await;
-    assert!(old_ca_refused.is_err(), "the old certificate is still presented");
+    assert!(
+        old_ca_refused.is_err(),
+        "the old certificate is still presented"
+    );
 
     // The connection opened before the reload still works.
-    open.write_all(b"GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
+    open.write_all(b"GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
     let mut answer = String::new();
-    tokio::time::timeout(Duration::from_secs(5), open.read_to_string(&mut answer)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), open.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 
     // A broken config is refused and the running settings stay.
     std::fs::write(&config, "listen_https = \"nowhere\"\n").unwrap();
     let error = genkan.running.as_mut().unwrap().reload().unwrap_err();
     assert!(format!("{error:#}").contains("listen_https"), "{error:#}");
-    let still = send_https(&fresh, genkan.https, request("GET", "/added/echo").body(Full::new(Bytes::new())).unwrap()).await;
+    let still = send_https(
+        &fresh,
+        genkan.https,
+        request("GET", "/added/echo")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(still.status(), StatusCode::OK, "{:?}", still.body());
     genkan.shutdown().await;
 }

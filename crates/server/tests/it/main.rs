@@ -3,6 +3,8 @@
 
 // Test helpers are `pub` for their sibling modules; nothing outside this binary sees them.
 #![allow(unreachable_pub)]
+// A failed set-up step in a helper should stop the test on the spot, like an assertion.
+#![allow(clippy::unwrap_used)]
 
 mod harness;
 mod limits;

@@ -1,7 +1,9 @@
 //! The gateway in front of an IIS6-like upstream: what the seed's nginx did, and what it should have done.
 
 use std::io::Read;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -59,7 +61,10 @@ async fn legacy_get_goes_through_with_nginx_defaults_and_hardened_headers() {
     assert_eq!(headers["strict-transport-security"], "max-age=31536000");
     assert_eq!(headers["x-frame-options"], "SAMEORIGIN");
     assert_eq!(headers["x-content-type-options"], "nosniff");
-    assert_eq!(headers["referrer-policy"], "strict-origin-when-cross-origin");
+    assert_eq!(
+        headers["referrer-policy"],
+        "strict-origin-when-cross-origin"
+    );
     genkan.shutdown().await;
 }
 
@@ -101,8 +106,14 @@ async fn redirects_and_refresh_point_back_at_the_public_origin() {
     let Setup { genkan, .. } = setup().await;
     let response = genkan.get("/redirect").await;
     assert_eq!(response.status(), StatusCode::FOUND);
-    assert_eq!(response.headers()["location"], "https://localhost/login.asp?from=redirect");
-    assert_eq!(response.headers()["refresh"], "0; URL=https://localhost/next.asp");
+    assert_eq!(
+        response.headers()["location"],
+        "https://localhost/login.asp?from=redirect"
+    );
+    assert_eq!(
+        response.headers()["refresh"],
+        "0; URL=https://localhost/next.asp"
+    );
     genkan.shutdown().await;
 }
 
@@ -121,7 +132,11 @@ async fn upstream_errors_pass_through_but_dead_and_silent_upstreams_get_the_erro
     let started = Instant::now();
     let silent = genkan.get("/stuck/anything").await;
     assert_eq!(silent.status(), StatusCode::GATEWAY_TIMEOUT);
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
     assert!(text(silent.body()).contains("ただいまアプリケーションに接続できません"));
     genkan.shutdown().await;
 }
@@ -131,7 +146,9 @@ async fn fetch_encoded(genkan: &Genkan, path: &str, accept: Option<&str>) -> htt
     if let Some(accept) = accept {
         builder = builder.header("accept-encoding", accept);
     }
-    genkan.send(builder.body(Full::new(Bytes::new())).unwrap()).await
+    genkan
+        .send(builder.body(Full::new(Bytes::new())).unwrap())
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,15 +157,23 @@ async fn compression_follows_type_size_and_accept_encoding() {
 
     let gzip = fetch_encoded(&genkan, "/page.html", Some("gzip")).await;
     assert_eq!(gzip.headers()["content-encoding"], "gzip");
-    assert!(gzip.body().len() < PAGE_LEN / 4, "gzip gave {} bytes", gzip.body().len());
+    assert!(
+        gzip.body().len() < PAGE_LEN / 4,
+        "gzip gave {} bytes",
+        gzip.body().len()
+    );
     let mut plain = Vec::new();
-    flate2::read::GzDecoder::new(&gzip.body()[..]).read_to_end(&mut plain).unwrap();
+    flate2::read::GzDecoder::new(&gzip.body()[..])
+        .read_to_end(&mut plain)
+        .unwrap();
     assert_eq!(plain.len(), PAGE_LEN);
 
     let brotli = fetch_encoded(&genkan, "/page.html", Some("br")).await;
     assert_eq!(brotli.headers()["content-encoding"], "br");
     let mut plain = Vec::new();
-    brotli_decompressor::Decompressor::new(&brotli.body()[..], 4096).read_to_end(&mut plain).unwrap();
+    brotli_decompressor::Decompressor::new(&brotli.body()[..], 4096)
+        .read_to_end(&mut plain)
+        .unwrap();
     assert_eq!(plain.len(), PAGE_LEN);
 
     for (path, accept) in [
@@ -158,7 +183,10 @@ async fn compression_follows_type_size_and_accept_encoding() {
         ("/echo", Some("gzip")),
     ] {
         let response = fetch_encoded(&genkan, path, accept).await;
-        assert!(response.headers().get("content-encoding").is_none(), "{path} {accept:?} was compressed");
+        assert!(
+            response.headers().get("content-encoding").is_none(),
+            "{path} {accept:?} was compressed"
+        );
     }
     genkan.shutdown().await;
 }
@@ -184,7 +212,11 @@ async fn websocket_upgrades_pass_through() {
     .unwrap();
     assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
     socket.send(Message::text("konnichiwa")).await.unwrap();
-    let reply = tokio::time::timeout(Duration::from_secs(10), socket.next()).await.unwrap().unwrap().unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(reply, Message::text("KONNICHIWA"));
     genkan.shutdown().await;
 }
@@ -205,14 +237,19 @@ async fn access_log_lines_follow_the_seed_main_format() {
     .await;
     assert!(found, "no access log line");
     let text = std::fs::read_to_string(&log).unwrap();
-    let line = text.lines().find(|line| line.contains("/echo?from=log")).unwrap();
+    let line = text
+        .lines()
+        .find(|line| line.contains("/echo?from=log"))
+        .unwrap();
     let (before_time, rest) = line.split_once(" [").unwrap();
     assert_eq!(before_time, "127.0.0.1 - -");
     let (time, rest) = rest.split_once("] ").unwrap();
     chrono::DateTime::parse_from_str(time, "%d/%b/%Y:%H:%M:%S %z").unwrap();
     assert_eq!(
         rest,
-        format!("\"GET /echo?from=log HTTP/1.1\" 200 {length} \"https://ref.example/\" \"genkan-it\" \"-\"")
+        format!(
+            "\"GET /echo?from=log HTTP/1.1\" 200 {length} \"https://ref.example/\" \"genkan-it\" \"-\""
+        )
     );
     genkan.shutdown().await;
 }
@@ -226,7 +263,20 @@ async fn curl_speaks_http2_through_the_gateway() {
     let ca = genkan.pki.ca_path.display().to_string();
     let (ok, output) = run_tool(
         "curl",
-        &["--http2", "--silent", "--show-error", "--cacert", &ca, "--resolve", &resolve, "--output", "/dev/null", "--write-out", "%{http_version} %{http_code}", &url],
+        &[
+            "--http2",
+            "--silent",
+            "--show-error",
+            "--cacert",
+            &ca,
+            "--resolve",
+            &resolve,
+            "--output",
+            "/dev/null",
+            "--write-out",
+            "%{http_version} %{http_code}",
+            &url,
+        ],
         Duration::from_secs(20),
     )
     .await;
@@ -242,12 +292,23 @@ async fn plain_http_redirects_to_https_keeping_path_and_query() {
     let http = genkan.http.unwrap();
     for (method, status) in [("GET", "301"), ("POST", "308")] {
         let mut stream = TcpStream::connect(http).await.unwrap();
-        let request = format!("{method} /fmi/iwp?x=1 HTTP/1.1\r\nHost: gw.example.jp\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let request = format!(
+            "{method} /fmi/iwp?x=1 HTTP/1.1\r\nHost: gw.example.jp\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut answer = String::new();
-        tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answer)).await.unwrap().unwrap();
-        assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{answer}");
-        let location = format!("location: https://gw.example.jp:{}/fmi/iwp?x=1\r\n", genkan.https.port());
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{answer}"
+        );
+        let location = format!(
+            "location: https://gw.example.jp:{}/fmi/iwp?x=1\r\n",
+            genkan.https.port()
+        );
         assert!(answer.to_ascii_lowercase().contains(&location), "{answer}");
     }
     assert_eq!(iis.count(), 0, "plain HTTP must never reach the app");

@@ -7,7 +7,16 @@ use crate::harness::{Genkan, run_tool};
 async fn s_client(genkan: &Genkan, extra: &[&str]) -> (bool, String) {
     let connect = format!("127.0.0.1:{}", genkan.https.port());
     let ca = genkan.pki.ca_path.display().to_string();
-    let mut args = vec!["s_client", "-connect", &connect, "-servername", "localhost", "-CAfile", &ca, "-brief"];
+    let mut args = vec![
+        "s_client",
+        "-connect",
+        &connect,
+        "-servername",
+        "localhost",
+        "-CAfile",
+        &ca,
+        "-brief",
+    ];
     args.extend_from_slice(extra);
     // s_client waits on stdin; run_tool closes it, so the tool ends after the handshake.
     run_tool("openssl", &args, Duration::from_secs(20)).await
@@ -21,8 +30,14 @@ async fn tls_1_0_and_1_1_are_refused_by_the_server() {
         let (ok, output) = s_client(&genkan, &[version, "-cipher", "DEFAULT@SECLEVEL=0"]).await;
         assert!(!ok, "{version} was accepted:\n{output}");
         // An alert received from the peer, not the client declining to try.
-        assert!(output.contains("SSL alert number"), "{version} not refused by the server:\n{output}");
-        assert!(!output.contains("no protocols available"), "the client never tried {version}:\n{output}");
+        assert!(
+            output.contains("SSL alert number"),
+            "{version} not refused by the server:\n{output}"
+        );
+        assert!(
+            !output.contains("no protocols available"),
+            "the client never tried {version}:\n{output}"
+        );
     }
     genkan.shutdown().await;
 }
@@ -39,7 +54,15 @@ async fn tls_1_2_and_1_3_work_with_aead_suites_and_alpn_h2() {
     let connect = format!("127.0.0.1:{}", genkan.https.port());
     let (ok, output) = run_tool(
         "openssl",
-        &["s_client", "-connect", &connect, "-servername", "localhost", "-alpn", "h2,http/1.1"],
+        &[
+            "s_client",
+            "-connect",
+            &connect,
+            "-servername",
+            "localhost",
+            "-alpn",
+            "h2,http/1.1",
+        ],
         Duration::from_secs(20),
     )
     .await;
@@ -49,13 +72,23 @@ async fn tls_1_2_and_1_3_work_with_aead_suites_and_alpn_h2() {
     let (ok, output) = s_client(&genkan, &["-tls1_2"]).await;
     assert!(ok, "{output}");
     assert!(output.contains("Protocol version: TLSv1.2"), "{output}");
-    assert!(output.contains("GCM") || output.contains("CHACHA20"), "{output}");
+    assert!(
+        output.contains("GCM") || output.contains("CHACHA20"),
+        "{output}"
+    );
 
     // The seed's cipher string let CBC and non-ECDHE suites in; genkan has none to offer.
-    for weak in ["ECDHE-ECDSA-AES128-SHA", "AES128-GCM-SHA256", "DHE-RSA-AES256-SHA"] {
+    for weak in [
+        "ECDHE-ECDSA-AES128-SHA",
+        "AES128-GCM-SHA256",
+        "DHE-RSA-AES256-SHA",
+    ] {
         let (ok, output) = s_client(&genkan, &["-tls1_2", "-cipher", weak]).await;
         assert!(!ok, "{weak} negotiated:\n{output}");
-        assert!(output.contains("alert handshake failure"), "{weak}:\n{output}");
+        assert!(
+            output.contains("alert handshake failure"),
+            "{weak}:\n{output}"
+        );
     }
     genkan.shutdown().await;
 }
@@ -70,21 +103,43 @@ async fn testssl_finds_nothing_of_severity_low_or_above() {
     let (_, output) = run_tool(
         "testssl",
         &[
-            "--quiet", "--color", "0", "--warnings", "batch", "--nodns", "none", "--add-ca", &ca, "-p", "-s", "-f", "-P", "-S",
-            "-h", "-U", "--jsonfile", &report_arg, &target,
+            "--quiet",
+            "--color",
+            "0",
+            "--warnings",
+            "batch",
+            "--nodns",
+            "none",
+            "--add-ca",
+            &ca,
+            "-p",
+            "-s",
+            "-f",
+            "-P",
+            "-S",
+            "-h",
+            "-U",
+            "--jsonfile",
+            &report_arg,
+            &target,
         ],
         Duration::from_secs(600),
     )
     .await;
-    let text = std::fs::read_to_string(&report).unwrap_or_else(|_| panic!("testssl wrote no report:\n{output}"));
+    let text = std::fs::read_to_string(&report)
+        .unwrap_or_else(|_| panic!("testssl wrote no report:\n{output}"));
     let findings: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
-    assert!(findings.len() > 50, "testssl reported too little to be a real run:\n{text}");
+    assert!(
+        findings.len() > 50,
+        "testssl reported too little to be a real run:\n{text}"
+    );
     let bad: Vec<&serde_json::Value> = findings
         .iter()
         .filter(|finding| {
             let severity = finding["severity"].as_str().unwrap_or("");
             let id = finding["id"].as_str().unwrap_or("");
-            matches!(severity, "LOW" | "MEDIUM" | "HIGH" | "CRITICAL") || (severity == "WARN" && id != "engine_problem")
+            matches!(severity, "LOW" | "MEDIUM" | "HIGH" | "CRITICAL")
+                || (severity == "WARN" && id != "engine_problem")
         })
         .collect();
     assert!(bad.is_empty(), "testssl findings: {bad:#?}");
@@ -98,8 +153,16 @@ async fn testssl_finds_nothing_of_severity_low_or_above() {
     };
     assert_eq!(finding("TLS1"), "not offered");
     assert_eq!(finding("TLS1_1"), "not offered");
-    assert!(finding("TLS1_2").starts_with("offered"), "{}", finding("TLS1_2"));
-    assert!(finding("TLS1_3").starts_with("offered"), "{}", finding("TLS1_3"));
+    assert!(
+        finding("TLS1_2").starts_with("offered"),
+        "{}",
+        finding("TLS1_2")
+    );
+    assert!(
+        finding("TLS1_3").starts_with("offered"),
+        "{}",
+        finding("TLS1_3")
+    );
     assert!(finding("ALPN_HTTP2").contains("h2"));
     genkan.shutdown().await;
 }

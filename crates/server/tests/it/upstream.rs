@@ -24,7 +24,9 @@ impl Seen {
     pub fn header(&self, name: &str) -> Option<String> {
         self.head.lines().skip(1).find_map(|line| {
             let (key, value) = line.split_once(':')?;
-            key.trim().eq_ignore_ascii_case(name).then(|| value.trim().to_owned())
+            key.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_owned())
         })
     }
 }
@@ -54,7 +56,12 @@ impl Iis6 {
     }
 
     pub fn last(&self) -> Seen {
-        self.seen.lock().unwrap().last().cloned().expect("the upstream saw no request")
+        self.seen
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("the upstream saw no request")
     }
 
     pub fn count(&self) -> usize {
@@ -62,7 +69,11 @@ impl Iis6 {
     }
 }
 
-async fn serve(mut stream: TcpStream, own: SocketAddr, seen: Arc<Mutex<Vec<Seen>>>) -> std::io::Result<()> {
+async fn serve(
+    mut stream: TcpStream,
+    own: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+) -> std::io::Result<()> {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -88,9 +99,19 @@ async fn serve(mut stream: TcpStream, own: SocketAddr, seen: Arc<Mutex<Vec<Seen>
         .is_some_and(|value| value.eq_ignore_ascii_case("chunked"))
     {
         seen.lock().unwrap().push(request);
-        return respond(&mut stream, "411 Length Required", "text/html", b"chunked bodies not accepted", &[]).await;
+        return respond(
+            &mut stream,
+            "411 Length Required",
+            "text/html",
+            b"chunked bodies not accepted",
+            &[],
+        )
+        .await;
     }
-    let length: usize = request.header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let length: usize = request
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     while request.body.len() < length {
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
@@ -99,7 +120,12 @@ async fn serve(mut stream: TcpStream, own: SocketAddr, seen: Arc<Mutex<Vec<Seen>
         request.body.extend_from_slice(&chunk[..n]);
     }
     seen.lock().unwrap().push(request.clone());
-    let path = request.head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    let path = request
+        .head
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("/")
+        .to_owned();
     let own_origin = format!("http://{own}");
     match path.split('?').next().unwrap_or("/") {
         "/echo" => {
@@ -119,26 +145,64 @@ async fn serve(mut stream: TcpStream, own: SocketAddr, seen: Arc<Mutex<Vec<Seen>
         "/redirect" => {
             let location = format!("Location: {own_origin}/login.asp?from=redirect");
             let refresh = format!("Refresh: 0; URL={own_origin}/next.asp");
-            respond(&mut stream, "302 Object Moved", "text/html", b"moved", &[&location, &refresh]).await
+            respond(
+                &mut stream,
+                "302 Object Moved",
+                "text/html",
+                b"moved",
+                &[&location, &refresh],
+            )
+            .await
         }
-        "/page.html" => respond(&mut stream, "200 OK", "text/html; charset=shift_jis", &page(PAGE_LEN), &[]).await,
+        "/page.html" => {
+            respond(
+                &mut stream,
+                "200 OK",
+                "text/html; charset=shift_jis",
+                &page(PAGE_LEN),
+                &[],
+            )
+            .await
+        }
         "/image.png" => respond(&mut stream, "200 OK", "image/png", &page(PAGE_LEN), &[]).await,
         "/tiny.html" => respond(&mut stream, "200 OK", "text/html", b"<p>tiny</p>", &[]).await,
         "/slow" => {
             tokio::time::sleep(Duration::from_secs(3)).await;
             respond(&mut stream, "200 OK", "text/plain", b"finally", &[]).await
         }
-        "/error" => respond(&mut stream, "500 Internal Server Error", "text/html", b"IIS says: script error", &[]).await,
+        "/error" => {
+            respond(
+                &mut stream,
+                "500 Internal Server Error",
+                "text/html",
+                b"IIS says: script error",
+                &[],
+            )
+            .await
+        }
         _ => respond(&mut stream, "404 Not Found", "text/html", b"not here", &[]).await,
     }
 }
 
 fn page(len: usize) -> Vec<u8> {
-    b"<p>legacy page</p>\n".iter().copied().cycle().take(len).collect()
+    b"<p>legacy page</p>\n"
+        .iter()
+        .copied()
+        .cycle()
+        .take(len)
+        .collect()
 }
 
-async fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &[u8], extra: &[&str]) -> std::io::Result<()> {
-    let mut head = format!("HTTP/1.0 {status}\r\nServer: Microsoft-IIS/6.0\r\nX-Powered-By: ASP.NET\r\nContent-Type: {content_type}\r\n");
+async fn respond(
+    stream: &mut TcpStream,
+    status: &str,
+    content_type: &str,
+    body: &[u8],
+    extra: &[&str],
+) -> std::io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.0 {status}\r\nServer: Microsoft-IIS/6.0\r\nX-Powered-By: ASP.NET\r\nContent-Type: {content_type}\r\n"
+    );
     for line in extra {
         head.push_str(line);
         head.push_str("\r\n");
@@ -156,7 +220,9 @@ pub async fn websocket_echo() -> SocketAddr {
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let Ok(mut socket) = tokio_tungstenite::accept_async(stream).await else { return };
+                let Ok(mut socket) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
                 while let Some(Ok(message)) = socket.next().await {
                     if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
                         let upper = text.to_uppercase();
