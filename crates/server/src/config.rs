@@ -14,9 +14,14 @@ use gateway::headers::HeaderPolicy;
 use gateway::route::{Route, Upstream, UpstreamHost};
 use gateway::{AccessLogFormat, Limits, Settings};
 use http::header::{HeaderName, HeaderValue};
-use serde::Deserialize;
 
 use crate::pages;
+
+mod file;
+
+pub use file::{
+    AccessLogFile, CompressionFile, ConfigFile, HeadersFile, LimitsFile, RouteFile, TlsFile, parse,
+};
 
 /// A configuration problem, naming the key (as written in the file) and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -35,158 +40,6 @@ impl ConfigError {
             problem: problem.into(),
         }
     }
-}
-
-/// The configuration file as written. Every table refuses keys it does not know.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConfigFile {
-    /// Format version of this file; only `1` exists.
-    pub version: Option<u32>,
-    /// Where genkan keeps its database, certificates and logs. Default `data` (relative to the
-    /// config file's folder, or to the working directory without a file).
-    pub data_dir: Option<PathBuf>,
-    /// HTTPS listener address. Default `0.0.0.0:8443`.
-    pub listen_https: Option<String>,
-    /// Plain-HTTP listener that redirects to HTTPS, or `"off"`. Default `0.0.0.0:8080`.
-    pub listen_http: Option<String>,
-    /// Port named in HTTP→HTTPS redirects when the public port differs from the listener's
-    /// (port forwarding on the router). Default: the HTTPS listener's port.
-    pub https_redirect_port: Option<u16>,
-    /// `human` or `json` for the diagnostic log on standard error. Default `human`.
-    pub log_format: Option<String>,
-    /// Diagnostic log filter (`info`, `debug`, `gateway=debug,info`…). Default `info`.
-    pub log_level: Option<String>,
-    /// Page shown when an upstream is down (502) or slow (504). Default: genkan's own page.
-    pub error_page: Option<PathBuf>,
-    /// Certificates and TLS session settings.
-    #[serde(default)]
-    pub tls: TlsFile,
-    /// Size and time limits for clients.
-    #[serde(default)]
-    pub limits: LimitsFile,
-    /// The access log.
-    #[serde(default)]
-    pub access_log: AccessLogFile,
-    /// Response hardening headers for every response (routes may override).
-    #[serde(default)]
-    pub headers: HeadersFile,
-    /// Response compression for proxied routes.
-    #[serde(default)]
-    pub compression: CompressionFile,
-    /// Proxied routes, `[[route]]` tables.
-    #[serde(default, rename = "route")]
-    pub routes: Vec<RouteFile>,
-}
-
-/// `[tls]`
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsFile {
-    /// PEM file with the certificate and its chain (leaf first). Without it, genkan makes and
-    /// keeps a self-signed certificate in the data directory.
-    pub certificate: Option<PathBuf>,
-    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
-    pub private_key: Option<PathBuf>,
-    /// Sessions kept for resumption (nginx `shared:SSL:1m` ≈ 4000). Default 4096.
-    pub session_cache: Option<usize>,
-    /// Names the self-signed certificate is made for. Default `localhost` and loopback addresses.
-    pub hostnames: Option<Vec<String>>,
-}
-
-/// `[limits]`
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsFile {
-    /// Largest request head, e.g. `"16k"`; larger is answered 431. At least `8k`.
-    pub max_header_size: Option<String>,
-    /// Largest request body, e.g. `"64m"`; larger is answered 413.
-    pub max_body_size: Option<String>,
-    /// Time to receive a whole request head, e.g. `"10s"`.
-    pub header_timeout: Option<String>,
-    /// Time to complete the TLS handshake.
-    pub handshake_timeout: Option<String>,
-    /// Idle time after which a connection is closed.
-    pub keepalive_timeout: Option<String>,
-    /// Time in-flight requests get to finish on shutdown.
-    pub shutdown_grace: Option<String>,
-}
-
-/// `[access_log]`
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AccessLogFile {
-    /// File (relative to the data directory) or `"off"`. Default `logs/access.log`.
-    pub path: Option<String>,
-    /// `main` (nginx's `log_format main`) or `json`. Default `main`.
-    pub format: Option<String>,
-}
-
-/// `[headers]` and `[route.headers]`: an empty string switches a header off.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HeadersFile {
-    /// Default `max-age=31536000`.
-    pub strict_transport_security: Option<String>,
-    /// Default `SAMEORIGIN`.
-    pub x_frame_options: Option<String>,
-    /// Default `nosniff`.
-    pub x_content_type_options: Option<String>,
-    /// Default `strict-origin-when-cross-origin`.
-    pub referrer_policy: Option<String>,
-    /// Default off; legacy apps with inline scripts need a policy written for them.
-    pub content_security_policy: Option<String>,
-    /// Default off. The seed sent `1; mode=block`; current browsers ignore it or are harmed by it.
-    pub x_xss_protection: Option<String>,
-    /// Upstream response headers to drop. Default `X-Powered-By`, `X-AspNet-Version`,
-    /// `X-AspNetMvc-Version`; `Server` is always dropped.
-    pub hide: Option<Vec<String>>,
-}
-
-/// `[compression]`
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CompressionFile {
-    /// Compress proxied responses at all. Default true.
-    pub enabled: Option<bool>,
-    /// Media types compressed besides `text/html` (nginx `gzip_types`). Already-compressed
-    /// formats (PNG, JPEG, ZIP…) are ignored even when listed.
-    pub types: Option<Vec<String>>,
-    /// Smallest body compressed, in bytes. Default 1024.
-    pub min_length: Option<u64>,
-}
-
-/// `[[route]]`
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteFile {
-    /// Name in logs. Default `route-N`.
-    pub name: Option<String>,
-    /// Host this route serves (`*.example.jp` for subdomains); any host when absent.
-    pub host: Option<String>,
-    /// Path prefix. Default `/`.
-    pub path: Option<String>,
-    /// `http://host:port[/base/]` of the app. Required.
-    pub upstream: Option<String>,
-    /// `upstream` (nginx default: the upstream's own host:port), `client`, or a literal host.
-    pub upstream_host: Option<String>,
-    /// Send X-Forwarded-For/-Proto/-Host. Default true.
-    pub forwarded_headers: Option<bool>,
-    /// Buffer request bodies and send Content-Length. Default true.
-    pub buffer_request_body: Option<bool>,
-    /// Pass WebSocket upgrades. Default true.
-    pub websockets: Option<bool>,
-    /// Default `"5s"`.
-    pub connect_timeout: Option<String>,
-    /// Time for the upstream to start answering. Default `"60s"`.
-    pub read_timeout: Option<String>,
-    /// Page for 502/504 on this route.
-    pub error_page: Option<PathBuf>,
-    /// Compress this route's responses (with the global types). Default true.
-    pub compression: Option<bool>,
-    /// Header overrides for this route.
-    #[serde(default)]
-    pub headers: HeadersFile,
 }
 
 /// How the diagnostic log is printed.
@@ -424,20 +277,6 @@ impl Config {
             source: None,
         })
     }
-}
-
-/// Parses TOML, turning serde's message (which names unknown keys and their position) into a
-/// [`ConfigError`].
-pub fn parse(text: &str) -> Result<ConfigFile, ConfigError> {
-    toml::from_str(text).map_err(|error: toml::de::Error| {
-        let key = unknown_key(error.message()).unwrap_or_else(|| "(syntax)".into());
-        ConfigError::new(key, error.to_string().trim_end().to_owned())
-    })
-}
-
-fn unknown_key(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("unknown field `")?;
-    Some(rest.split('`').next()?.to_owned())
 }
 
 /// Overrides taken from `GENKAN_*` environment variables (set by service managers and tests).

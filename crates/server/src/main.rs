@@ -52,6 +52,13 @@ enum ServiceAction {
         #[arg(long, default_value = "/etc/systemd/system")]
         unit_dir: PathBuf,
     },
+    /// Run under the Windows service manager (what `install` registers; not for people).
+    #[command(hide = true)]
+    Run {
+        /// Configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -132,7 +139,22 @@ fn run(cli: Cli) -> Result<()> {
             };
             install(&spec, &unit_dir)
         }
+        Command::Service {
+            action: ServiceAction::Run { config },
+        } => run_as_service(config),
     }
+}
+
+#[cfg(windows)]
+fn run_as_service(config: Option<PathBuf>) -> Result<()> {
+    server::service::windows_shell::run(config)
+}
+
+#[cfg(not(windows))]
+fn run_as_service(_config: Option<PathBuf>) -> Result<()> {
+    anyhow::bail!(
+        "`genkan service run` is for the Windows service manager; on Linux systemd runs `genkan serve`"
+    )
 }
 
 #[cfg(not(windows))]

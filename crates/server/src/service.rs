@@ -140,15 +140,24 @@ pub fn install_systemd(spec: &ServiceSpec, unit_dir: &Path) -> anyhow::Result<Pa
 }
 
 #[cfg(windows)]
+// SAFETY: `define_windows_service!` expands to the `extern "system"` entry point the service
+// manager calls, which reads the argument array Windows passes; no other unsafe code is here.
+#[allow(unsafe_code)]
 pub mod windows_shell {
     //! Registers and runs genkan under the Windows service manager. Only hands the values of
-    //! [`super::ServiceSpec`] to the `windows-service` crate; it has been compiled only on Windows.
+    //! [`super::ServiceSpec`] to the `windows-service` crate; it has not yet been compiled on
+    //! Windows (only Linux can be built where genkan is developed).
 
     use std::ffi::OsString;
+    use std::path::PathBuf;
+    use std::sync::OnceLock;
+    use std::time::Duration;
 
     use windows_service::service::{
-        ServiceAccess, ServiceErrorControl, ServiceInfo, ServiceStartType, ServiceType,
+        ServiceAccess, ServiceControl, ServiceControlAccept, ServiceErrorControl, ServiceExitCode,
+        ServiceInfo, ServiceStartType, ServiceState, ServiceStatus, ServiceType,
     };
+    use windows_service::service_control_handler::{self, ServiceControlHandlerResult};
     use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 
     use super::{DESCRIPTION, DISPLAY_NAME, SERVICE_NAME, ServiceSpec};
@@ -176,6 +185,69 @@ pub mod windows_shell {
         let service = manager.create_service(&info, ServiceAccess::CHANGE_CONFIG)?;
         service.set_description(DESCRIPTION)?;
         Ok(())
+    }
+
+    // The service manager calls back through a plain function pointer with no user data, so
+    // the config path has to wait for it in a static; it is written once, before the dispatcher starts.
+    static CONFIG_PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+    windows_service::define_windows_service!(ffi_service_main, service_main);
+
+    /// Hands the process to the service manager; returns when the service has stopped.
+    pub fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
+        let _ = CONFIG_PATH.set(config);
+        windows_service::service_dispatcher::start(SERVICE_NAME, ffi_service_main)?;
+        Ok(())
+    }
+
+    fn service_main(_arguments: Vec<OsString>) {
+        if let Err(error) = run_service() {
+            tracing::error!("{error:#}");
+        }
+    }
+
+    fn status(state: ServiceState, exit: u32) -> ServiceStatus {
+        ServiceStatus {
+            service_type: ServiceType::OWN_PROCESS,
+            current_state: state,
+            controls_accepted: if state == ServiceState::Running {
+                ServiceControlAccept::STOP | ServiceControlAccept::SHUTDOWN
+            } else {
+                ServiceControlAccept::empty()
+            },
+            exit_code: ServiceExitCode::Win32(exit),
+            checkpoint: 0,
+            wait_hint: Duration::from_secs(45),
+            process_id: None,
+        }
+    }
+
+    fn run_service() -> anyhow::Result<()> {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let handle =
+            service_control_handler::register(SERVICE_NAME, move |control| match control {
+                ServiceControl::Stop | ServiceControl::Shutdown => {
+                    let _ = stop.send(());
+                    ServiceControlHandlerResult::NoError
+                }
+                ServiceControl::Interrogate => ServiceControlHandlerResult::NoError,
+                _ => ServiceControlHandlerResult::NotImplemented,
+            })?;
+        let config = match CONFIG_PATH.get().cloned().flatten() {
+            Some(path) => crate::config::Config::load(&path)?,
+            None => crate::config::Config::embedded_default()?,
+        };
+        let runtime = tokio::runtime::Runtime::new()?;
+        let outcome = runtime.block_on(async {
+            let running = crate::start(config).await?;
+            handle.set_service_status(status(ServiceState::Running, 0))?;
+            let _ = tokio::task::spawn_blocking(move || stopped.recv()).await;
+            handle.set_service_status(status(ServiceState::StopPending, 0))?;
+            running.shutdown().await;
+            anyhow::Ok(())
+        });
+        handle.set_service_status(status(ServiceState::Stopped, u32::from(outcome.is_err())))?;
+        outcome
     }
 }
 
