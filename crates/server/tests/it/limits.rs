@@ -252,3 +252,55 @@ async fn reload_swaps_routes_and_certificate_without_dropping_open_connections()
     assert_eq!(still.status(), StatusCode::OK, "{:?}", still.body());
     genkan.shutdown().await;
 }
+
+/// A small deterministic generator, so a failure can be replayed from its seed.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_and_hostile_requests_never_take_the_gateway_down() {
+    let (genkan, _iis) = strict().await;
+    let mut random = XorShift(0x9E37_79B9_7F4A_7C15);
+    let mut cases: Vec<Vec<u8>> = vec![
+        b"GET /echo HTTP/1.1\r\nHost: \xff\xfe\r\n\r\n".to_vec(),
+        b"GET /echo HTTP/1.1\r\nHost: evil.example/\r\nX: y\r\n\r\n".to_vec(),
+        b"GET /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: -1\r\n\r\n".to_vec(),
+        b"GET /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello".to_vec(),
+        b"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec(),
+        b"GET http://other.example/echo HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec(),
+        b"GET /echo HTTP/9.9\r\nHost: localhost\r\n\r\n".to_vec(),
+        b"GET /../../etc/passwd HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec(),
+        b"GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n".to_vec(),
+        format!("GET /echo HTTP/1.1\r\nHost: localhost\r\n{}\r\n", "X-A: b\r\n".repeat(2000)).into_bytes(),
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00".to_vec(),
+    ];
+    for _ in 0..40 {
+        let len = (random.next() % 600) as usize + 1;
+        cases.push(random.bytes(len));
+        let mut head = b"GET /echo HTTP/1.1\r\nHost: localhost\r\nX-Junk: ".to_vec();
+        head.extend(random.bytes(len).into_iter().filter(|byte| *byte != b'\n'));
+        head.extend_from_slice(b"\r\n\r\n");
+        cases.push(head);
+    }
+    for case in &cases {
+        let answer = raw_tls(&genkan.pki, genkan.https, case, Duration::from_millis(1500)).await;
+        if let Some(status) = answer.split_whitespace().nth(1) {
+            assert!(!status.starts_with('5') || status == "502" || status == "504", "server error for {case:?}: {answer}");
+        }
+    }
+    let healthy = genkan.get("/echo").await;
+    assert_eq!(healthy.status(), StatusCode::OK, "the gateway stopped answering after hostile input");
+    genkan.shutdown().await;
+}
