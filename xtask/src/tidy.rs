@@ -14,13 +14,14 @@ fn root() -> PathBuf {
 /// Workspace crates each crate may depend on (normal dependencies). Nothing points upward.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("gateway", &[]),
+    ("policy", &[]),
     ("store-sqlite", &[]),
     ("server", &["gateway", "store-sqlite"]),
     ("xtask", &[]),
 ];
 
 /// Crates that must stay free of async runtimes, HTTP stacks and database drivers.
-const PURE: &[&str] = &[];
+const PURE: &[&str] = &["policy"];
 const IMPURE_DEPENDENCIES: &[&str] = &["tokio", "hyper", "axum", "rusqlite", "postgres", "mio"];
 
 fn metadata() -> serde_json::Value {
