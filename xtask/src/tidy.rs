@@ -16,7 +16,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("gateway", &[]),
     ("policy", &[]),
     ("store-sqlite", &[]),
-    ("server", &["gateway", "store-sqlite"]),
+    ("server", &["gateway", "policy", "store-sqlite"]),
     ("xtask", &[]),
 ];
 

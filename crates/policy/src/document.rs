@@ -126,7 +126,9 @@ pub(crate) fn compile(
     let zone_name = document.time_zone.as_deref().unwrap_or(DEFAULT_TIME_ZONE);
     let resolved = zone(zone_name).ok_or_else(|| Error {
         location: "policy.time_zone".into(),
-        problem: format!("unknown time zone `{zone_name}`; use an IANA name such as \"Asia/Tokyo\""),
+        problem: format!(
+            "unknown time zone `{zone_name}`; use an IANA name such as \"Asia/Tokyo\""
+        ),
     })?;
     let holidays = document
         .holidays
@@ -161,7 +163,8 @@ pub(crate) fn compile(
         if !names.insert(name.clone()) {
             return Err(Error {
                 location,
-                problem: "another rule has the same name; names must be unique to audit decisions".into(),
+                problem: "another rule has the same name; names must be unique to audit decisions"
+                    .into(),
             });
         }
         let (action, document, field) = match (&rule.allow, &rule.deny) {
@@ -175,7 +178,11 @@ pub(crate) fn compile(
             }
         };
         let matcher = compile_match(document, &format!("{location}.{field}"), &holidays)?;
-        rules.push(CompiledRule { name, action, matcher });
+        rules.push(CompiledRule {
+            name,
+            action,
+            matcher,
+        });
     }
     Ok(Compiled {
         rules,
@@ -184,7 +191,11 @@ pub(crate) fn compile(
     })
 }
 
-fn compile_match(document: &MatchDocument, location: &str, holidays: &[Date]) -> Result<Matcher, Error> {
+fn compile_match(
+    document: &MatchDocument,
+    location: &str,
+    holidays: &[Date],
+) -> Result<Matcher, Error> {
     let error = |field: &str, problem: String| Error {
         location: format!("{location}.{field}"),
         problem,
@@ -192,7 +203,10 @@ fn compile_match(document: &MatchDocument, location: &str, holidays: &[Date]) ->
     let mut parts = Vec::new();
     if let Some(everyone) = document.everyone {
         if !everyone {
-            return Err(error("everyone", "only `everyone = true` means something; remove the key".into()));
+            return Err(error(
+                "everyone",
+                "only `everyone = true` means something; remove the key".into(),
+            ));
         }
         parts.push(Matcher::One(Criterion::Everyone));
     }
@@ -200,13 +214,19 @@ fn compile_match(document: &MatchDocument, location: &str, holidays: &[Date]) ->
         parts.push(Matcher::One(Criterion::Authenticated(wanted)));
     }
     if let Some(users) = &document.user {
-        parts.push(Matcher::One(Criterion::Users(non_empty(users, || error("user", "empty list".into()))?)));
+        parts.push(Matcher::One(Criterion::Users(non_empty(users, || {
+            error("user", "empty list".into())
+        })?)));
     }
     if let Some(groups) = &document.group {
-        parts.push(Matcher::One(Criterion::Groups(non_empty(groups, || error("group", "empty list".into()))?)));
+        parts.push(Matcher::One(Criterion::Groups(non_empty(groups, || {
+            error("group", "empty list".into())
+        })?)));
     }
     if let Some(text) = &document.weekdays {
-        parts.push(Matcher::One(Criterion::Weekdays(weekdays(text).map_err(|problem| error("weekdays", problem))?)));
+        parts.push(Matcher::One(Criterion::Weekdays(
+            weekdays(text).map_err(|problem| error("weekdays", problem))?,
+        )));
     }
     if let Some(text) = &document.time_of_day {
         let (start, end) = time_range(text).map_err(|problem| error("time_of_day", problem))?;
@@ -214,7 +234,10 @@ fn compile_match(document: &MatchDocument, location: &str, holidays: &[Date]) ->
     }
     if let Some(on) = document.holiday {
         if holidays.is_empty() {
-            return Err(error("holiday", "no dates in policy.holidays to compare with".into()));
+            return Err(error(
+                "holiday",
+                "no dates in policy.holidays to compare with".into(),
+            ));
         }
         parts.push(Matcher::One(Criterion::Holiday {
             on,
@@ -265,12 +288,18 @@ fn compile_match(document: &MatchDocument, location: &str, holidays: &[Date]) ->
         let compiled = alternatives
             .iter()
             .enumerate()
-            .map(|(index, alternative)| compile_match(alternative, &format!("{location}.any[{index}]"), holidays))
+            .map(|(index, alternative)| {
+                compile_match(alternative, &format!("{location}.any[{index}]"), holidays)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         parts.push(Matcher::Any(compiled));
     }
     if let Some(excluded) = &document.not {
-        parts.push(Matcher::Not(Box::new(compile_match(excluded, &format!("{location}.not"), holidays)?)));
+        parts.push(Matcher::Not(Box::new(compile_match(
+            excluded,
+            &format!("{location}.not"),
+            holidays,
+        )?)));
     }
     match parts.len() {
         0 => Err(Error {
@@ -284,7 +313,11 @@ fn compile_match(document: &MatchDocument, location: &str, holidays: &[Date]) ->
 
 fn non_empty(value: &OneOrMany, empty: impl Fn() -> Error) -> Result<Vec<String>, Error> {
     let items = value.items();
-    if items.is_empty() { Err(empty()) } else { Ok(items) }
+    if items.is_empty() {
+        Err(empty())
+    } else {
+        Ok(items)
+    }
 }
 
 fn weekday_index(name: &str) -> Option<usize> {
@@ -303,7 +336,10 @@ fn weekdays(text: &str) -> Result<[bool; 7], String> {
     for part in text.split(',') {
         match part.split_once('-') {
             Some((from, to)) => {
-                let (from, to) = (weekday_index(from).ok_or_else(bad)?, weekday_index(to).ok_or_else(bad)?);
+                let (from, to) = (
+                    weekday_index(from).ok_or_else(bad)?,
+                    weekday_index(to).ok_or_else(bad)?,
+                );
                 let mut day = from;
                 loop {
                     days[day] = true;

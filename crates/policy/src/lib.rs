@@ -113,9 +113,16 @@ impl Capability {
 
     /// Parses a configuration name.
     pub fn from_name(name: &str) -> Option<Self> {
-        [Self::Upload, Self::Download, Self::Export, Self::RecordingPlayback, Self::Sql, Self::Admin]
-            .into_iter()
-            .find(|capability| capability.name() == name)
+        [
+            Self::Upload,
+            Self::Download,
+            Self::Export,
+            Self::RecordingPlayback,
+            Self::Sql,
+            Self::Admin,
+        ]
+        .into_iter()
+        .find(|capability| capability.name() == name)
     }
 }
 
@@ -150,13 +157,18 @@ pub struct Policy {
 
 impl std::fmt::Debug for Policy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Policy").field("rules", &self.rules.len()).finish()
+        f.debug_struct("Policy")
+            .field("rules", &self.rules.len())
+            .finish()
     }
 }
 
 impl Policy {
     /// Compiles a document. `zone` resolves time-zone names (the caller owns the tz database).
-    pub fn compile(document: &PolicyDocument, zone: &dyn Fn(&str) -> Option<jiff::tz::TimeZone>) -> Result<Self, Error> {
+    pub fn compile(
+        document: &PolicyDocument,
+        zone: &dyn Fn(&str) -> Option<jiff::tz::TimeZone>,
+    ) -> Result<Self, Error> {
         let compiled = document::compile(document, zone)?;
         let mut by_user: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         let mut by_group: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -217,7 +229,11 @@ impl Policy {
                         return Decision {
                             action: Action::Deny,
                             rule: Some(rule.name.clone()),
-                            reason: format!("denied by rule `{}`: {}", rule.name, rule.matcher.describe()),
+                            reason: format!(
+                                "denied by rule `{}`: {}",
+                                rule.name,
+                                rule.matcher.describe()
+                            ),
                             near_misses: Vec::new(),
                         };
                     }
@@ -231,7 +247,11 @@ impl Policy {
                 Decision {
                     action: Action::Allow,
                     rule: Some(rule.name.clone()),
-                    reason: format!("allowed by rule `{}`: {}", rule.name, rule.matcher.describe()),
+                    reason: format!(
+                        "allowed by rule `{}`: {}",
+                        rule.name,
+                        rule.matcher.describe()
+                    ),
                     near_misses: Vec::new(),
                 }
             }
@@ -325,7 +345,11 @@ not = { group = "admin" }
     }
 
     /// One line per case: `at user groups from method path -> decision`.
-    fn check(policy: &Policy, cases: &[(&str, Option<&str>, &[&str], &str, &str, &str)], expected: Expect) {
+    fn check(
+        policy: &Policy,
+        cases: &[(&str, Option<&str>, &[&str], &str, &str, &str)],
+        expected: Expect,
+    ) {
         let mut out = String::new();
         for (at, user, groups, from, method, path) in cases {
             let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
@@ -341,7 +365,11 @@ not = { group = "admin" }
             };
             let decision = policy.decide(&request);
             let verdict = if decision.allowed() { "allow" } else { "deny" };
-            out.push_str(&format!("{at} {} {from} {method} {path} -> {verdict}: {}\n", user.unwrap_or("-"), decision.reason));
+            out.push_str(&format!(
+                "{at} {} {from} {method} {path} -> {verdict}: {}\n",
+                user.unwrap_or("-"),
+                decision.reason
+            ));
             for miss in decision.near_misses {
                 out.push_str(&format!("    {miss}\n"));
             }
@@ -357,19 +385,110 @@ not = { group = "admin" }
         check(
             &policy,
             &[
-                ("2026-12-03T10:00:00+09:00", c, contractor, "203.0.113.5", "GET", "/fmi/iwp"),
-                ("2026-12-03T09:00:00+09:00", c, contractor, "203.0.113.5", "GET", "/"),
-                ("2026-12-03T08:59:59+09:00", c, contractor, "203.0.113.5", "GET", "/"),
-                ("2026-12-03T17:59:59+09:00", c, contractor, "203.0.113.5", "GET", "/"),
-                ("2026-12-03T18:01:00+09:00", c, contractor, "203.0.113.5", "GET", "/"),
-                ("2026-12-03T09:01:00Z", c, contractor, "203.0.113.5", "GET", "/"),
-                ("2026-12-05T10:00:00+09:00", c, contractor, "203.0.113.5", "GET", "/"),
-                ("2026-12-03T10:00:00+09:00", c, contractor, "198.51.100.7", "GET", "/"),
-                ("2026-12-03T10:00:00+09:00", c, contractor, "::ffff:203.0.113.9", "GET", "/"),
-                ("2027-01-01T10:00:00+09:00", c, contractor, "203.0.113.5", "GET", "/"),
-                ("2026-12-03T10:00:00+09:00", c, contractor, "203.0.113.5", "DELETE", "/fmi/record/1"),
-                ("2026-12-05T23:00:00+09:00", Some("tanaka"), &["admin"], "198.51.100.7", "DELETE", "/"),
-                ("2026-12-03T10:00:00+09:00", None, &[], "203.0.113.5", "GET", "/"),
+                (
+                    "2026-12-03T10:00:00+09:00",
+                    c,
+                    contractor,
+                    "203.0.113.5",
+                    "GET",
+                    "/fmi/iwp",
+                ),
+                (
+                    "2026-12-03T09:00:00+09:00",
+                    c,
+                    contractor,
+                    "203.0.113.5",
+                    "GET",
+                    "/",
+                ),
+                (
+                    "2026-12-03T08:59:59+09:00",
+                    c,
+                    contractor,
+                    "203.0.113.5",
+                    "GET",
+                    "/",
+                ),
+                (
+                    "2026-12-03T17:59:59+09:00",
+                    c,
+                    contractor,
+                    "203.0.113.5",
+                    "GET",
+                    "/",
+                ),
+                (
+                    "2026-12-03T18:01:00+09:00",
+                    c,
+                    contractor,
+                    "203.0.113.5",
+                    "GET",
+                    "/",
+                ),
+                (
+                    "2026-12-03T09:01:00Z",
+                    c,
+                    contractor,
+                    "203.0.113.5",
+                    "GET",
+                    "/",
+                ),
+                (
+                    "2026-12-05T10:00:00+09:00",
+                    c,
+                    contractor,
+                    "203.0.113.5",
+                    "GET",
+                    "/",
+                ),
+                (
+                    "2026-12-03T10:00:00+09:00",
+                    c,
+                    contractor,
+                    "198.51.100.7",
+                    "GET",
+                    "/",
+                ),
+                (
+                    "2026-12-03T10:00:00+09:00",
+                    c,
+                    contractor,
+                    "::ffff:203.0.113.9",
+                    "GET",
+                    "/",
+                ),
+                (
+                    "2027-01-01T10:00:00+09:00",
+                    c,
+                    contractor,
+                    "203.0.113.5",
+                    "GET",
+                    "/",
+                ),
+                (
+                    "2026-12-03T10:00:00+09:00",
+                    c,
+                    contractor,
+                    "203.0.113.5",
+                    "DELETE",
+                    "/fmi/record/1",
+                ),
+                (
+                    "2026-12-05T23:00:00+09:00",
+                    Some("tanaka"),
+                    &["admin"],
+                    "198.51.100.7",
+                    "DELETE",
+                    "/",
+                ),
+                (
+                    "2026-12-03T10:00:00+09:00",
+                    None,
+                    &[],
+                    "203.0.113.5",
+                    "GET",
+                    "/",
+                ),
             ],
             expect![[r#"
                 2026-12-03T10:00:00+09:00 suzuki 203.0.113.5 GET /fmi/iwp -> allow: allowed by rule `contractors-weekday-office-hours`: group contractor, weekday mon,tue,wed,thu,fri, time of day 09:00–18:00, not on a holiday, source address in 203.0.113.0/24
@@ -394,7 +513,10 @@ not = { group = "admin" }
             "#]],
         );
         assert_eq!(
-            policy.capabilities(&["staff".to_owned(), "nobody".to_owned()]).into_iter().collect::<Vec<_>>(),
+            policy
+                .capabilities(&["staff".to_owned(), "nobody".to_owned()])
+                .into_iter()
+                .collect::<Vec<_>>(),
             vec![Capability::Upload, Capability::Download]
         );
     }
@@ -413,11 +535,46 @@ weekdays = "fri-mon"
         check(
             &policy,
             &[
-                ("2026-12-05T23:30:00+09:00", Some("a"), &["night"], "10.0.0.1", "GET", "/"),
-                ("2026-12-07T05:59:00+09:00", Some("a"), &["night"], "10.0.0.1", "GET", "/"),
-                ("2026-12-05T12:00:00+09:00", Some("a"), &["night"], "10.0.0.1", "GET", "/"),
-                ("2026-12-05T12:00:00+09:00", Some("oncall"), &[], "10.0.0.1", "GET", "/"),
-                ("2026-12-03T12:00:00+09:00", Some("oncall"), &[], "10.0.0.1", "GET", "/"),
+                (
+                    "2026-12-05T23:30:00+09:00",
+                    Some("a"),
+                    &["night"],
+                    "10.0.0.1",
+                    "GET",
+                    "/",
+                ),
+                (
+                    "2026-12-07T05:59:00+09:00",
+                    Some("a"),
+                    &["night"],
+                    "10.0.0.1",
+                    "GET",
+                    "/",
+                ),
+                (
+                    "2026-12-05T12:00:00+09:00",
+                    Some("a"),
+                    &["night"],
+                    "10.0.0.1",
+                    "GET",
+                    "/",
+                ),
+                (
+                    "2026-12-05T12:00:00+09:00",
+                    Some("oncall"),
+                    &[],
+                    "10.0.0.1",
+                    "GET",
+                    "/",
+                ),
+                (
+                    "2026-12-03T12:00:00+09:00",
+                    Some("oncall"),
+                    &[],
+                    "10.0.0.1",
+                    "GET",
+                    "/",
+                ),
             ],
             expect![[r#"
                 2026-12-05T23:30:00+09:00 a 10.0.0.1 GET / -> allow: allowed by rule `night-shift-or-on-call`: weekday mon,fri,sat,sun, any of (group night, time of day 22:00–06:00; user oncall)
@@ -434,19 +591,41 @@ weekdays = "fri-mon"
     #[test]
     fn bad_documents_name_rule_and_field() {
         let cases = [
-            ("[[rule]]\nname = \"x\"\n[rule.allow]\ntime_of_day = \"9-18\"", "policy.rule[0] (x).allow.time_of_day"),
-            ("[[rule]]\n[rule.allow]\nweekdays = \"monday-friday\"", "policy.rule[0] (rule-0).allow.weekdays"),
-            ("[[rule]]\n[rule.allow]\nsource_ip = \"203.0.113.0/33\"", "policy.rule[0] (rule-0).allow.source_ip"),
-            ("[[rule]]\n[rule.allow]\nholiday = false", "policy.rule[0] (rule-0).allow.holiday"),
-            ("[[rule]]\n[rule.allow]\n[rule.deny]\neveryone = true", "policy.rule[0] (rule-0)"),
+            (
+                "[[rule]]\nname = \"x\"\n[rule.allow]\ntime_of_day = \"9-18\"",
+                "policy.rule[0] (x).allow.time_of_day",
+            ),
+            (
+                "[[rule]]\n[rule.allow]\nweekdays = \"monday-friday\"",
+                "policy.rule[0] (rule-0).allow.weekdays",
+            ),
+            (
+                "[[rule]]\n[rule.allow]\nsource_ip = \"203.0.113.0/33\"",
+                "policy.rule[0] (rule-0).allow.source_ip",
+            ),
+            (
+                "[[rule]]\n[rule.allow]\nholiday = false",
+                "policy.rule[0] (rule-0).allow.holiday",
+            ),
+            (
+                "[[rule]]\n[rule.allow]\n[rule.deny]\neveryone = true",
+                "policy.rule[0] (rule-0)",
+            ),
             ("[[rule]]\n[rule.allow]\n", "policy.rule[0] (rule-0).allow"),
             ("time_zone = \"Mars/Olympus\"", "policy.time_zone"),
-            ("[capabilities]\nstaff = [\"print\"]", "policy.capabilities.staff"),
-            ("[[rule]]\nname = \"a\"\n[rule.allow]\neveryone = true\n[[rule]]\nname = \"a\"\n[rule.allow]\neveryone = true", "policy.rule[1] (a)"),
+            (
+                "[capabilities]\nstaff = [\"print\"]",
+                "policy.capabilities.staff",
+            ),
+            (
+                "[[rule]]\nname = \"a\"\n[rule.allow]\neveryone = true\n[[rule]]\nname = \"a\"\n[rule.allow]\neveryone = true",
+                "policy.rule[1] (a)",
+            ),
         ];
         for (text, location) in cases {
             let document: PolicyDocument = toml::from_str(text).unwrap();
-            let error = Policy::compile(&document, &|name| jiff::tz::TimeZone::get(name).ok()).unwrap_err();
+            let error =
+                Policy::compile(&document, &|name| jiff::tz::TimeZone::get(name).ok()).unwrap_err();
             assert_eq!(error.location, location, "{text}: {error}");
         }
     }

@@ -67,9 +67,15 @@ pub(crate) enum Criterion {
     /// Indexed by `Weekday::to_monday_zero_offset`.
     Weekdays([bool; 7]),
     /// Start inclusive, end exclusive; an end before the start wraps past midnight.
-    TimeOfDay { start: Time, end: Time },
+    TimeOfDay {
+        start: Time,
+        end: Time,
+    },
     /// `true`: only on listed holidays; `false`: never on them.
-    Holiday { on: bool, dates: Vec<jiff::civil::Date> },
+    Holiday {
+        on: bool,
+        dates: Vec<jiff::civil::Date>,
+    },
     SourceIp(Vec<IpNet>),
     DeviceCompliant(bool),
     Methods(Vec<String>),
@@ -82,9 +88,19 @@ impl Criterion {
         match self {
             Self::Everyone => true,
             Self::Authenticated(wanted) => request.user.is_some() == *wanted,
-            Self::Users(names) => request.user.is_some_and(|user| names.iter().any(|name| name == user)),
+            Self::Users(names) => request
+                .user
+                .is_some_and(|user| names.iter().any(|name| name == user)),
             Self::Groups(names) => names.iter().any(|name| request.groups.contains(name)),
-            Self::Weekdays(days) => days[usize::from(clock.local().weekday().to_monday_zero_offset().unsigned_abs())],
+            Self::Weekdays(days) => {
+                days[usize::from(
+                    clock
+                        .local()
+                        .weekday()
+                        .to_monday_zero_offset()
+                        .unsigned_abs(),
+                )]
+            }
             Self::TimeOfDay { start, end } => {
                 let time = clock.local().time();
                 if start <= end {
@@ -101,7 +117,9 @@ impl Criterion {
             Self::DeviceCompliant(wanted) => request.device_compliant == Some(*wanted),
             Self::Methods(methods) => methods.iter().any(|method| method == request.method),
             Self::Hosts(patterns) => patterns.iter().any(|pattern| pattern.matches(request.host)),
-            Self::PathPrefixes(prefixes) => prefixes.iter().any(|prefix| request.path.starts_with(prefix.as_str())),
+            Self::PathPrefixes(prefixes) => prefixes
+                .iter()
+                .any(|prefix| request.path.starts_with(prefix.as_str())),
         }
     }
 
@@ -114,11 +132,20 @@ impl Criterion {
             Self::Groups(names) => format!("group {}", names.join(" or ")),
             Self::Weekdays(days) => {
                 const NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-                let listed: Vec<&str> = NAMES.iter().zip(days).filter(|(_, on)| **on).map(|(name, _)| *name).collect();
+                let listed: Vec<&str> = NAMES
+                    .iter()
+                    .zip(days)
+                    .filter(|(_, on)| **on)
+                    .map(|(name, _)| *name)
+                    .collect();
                 format!("weekday {}", listed.join(","))
             }
             Self::TimeOfDay { start, end } => {
-                format!("time of day {}–{}", start.strftime("%H:%M"), end.strftime("%H:%M"))
+                format!(
+                    "time of day {}–{}",
+                    start.strftime("%H:%M"),
+                    end.strftime("%H:%M")
+                )
             }
             Self::Holiday { on: true, .. } => "on a holiday".into(),
             Self::Holiday { on: false, .. } => "not on a holiday".into(),
@@ -205,8 +232,12 @@ impl Matcher {
     /// A subject every matching request must have, if the rule names exactly one.
     pub(crate) fn required_subject(&self) -> Option<Subject> {
         match self {
-            Self::One(Criterion::Users(names)) if names.len() == 1 => Some(Subject::User(names[0].clone())),
-            Self::One(Criterion::Groups(names)) if names.len() == 1 => Some(Subject::Group(names[0].clone())),
+            Self::One(Criterion::Users(names)) if names.len() == 1 => {
+                Some(Subject::User(names[0].clone()))
+            }
+            Self::One(Criterion::Groups(names)) if names.len() == 1 => {
+                Some(Subject::Group(names[0].clone()))
+            }
             Self::All(parts) => parts.iter().find_map(Self::required_subject),
             _ => None,
         }
@@ -214,8 +245,19 @@ impl Matcher {
 
     pub(crate) fn describe(&self) -> String {
         match self {
-            Self::All(parts) => parts.iter().map(Self::describe).collect::<Vec<_>>().join(", "),
-            Self::Any(parts) => format!("any of ({})", parts.iter().map(Self::describe).collect::<Vec<_>>().join("; ")),
+            Self::All(parts) => parts
+                .iter()
+                .map(Self::describe)
+                .collect::<Vec<_>>()
+                .join(", "),
+            Self::Any(parts) => format!(
+                "any of ({})",
+                parts
+                    .iter()
+                    .map(Self::describe)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
             Self::Not(inner) => format!("not ({})", inner.describe()),
             Self::One(criterion) => criterion.describe(),
         }
@@ -225,9 +267,11 @@ impl Matcher {
     pub(crate) fn concerns(&self, request: &Request<'_>, clock: &Clock<'_>) -> bool {
         match self {
             Self::All(parts) => parts.iter().all(|part| part.concerns(request, clock)),
-            Self::One(criterion @ (Criterion::Users(_) | Criterion::Groups(_) | Criterion::Authenticated(_))) => {
-                criterion.matches(request, clock)
-            }
+            Self::One(
+                criterion @ (Criterion::Users(_)
+                | Criterion::Groups(_)
+                | Criterion::Authenticated(_)),
+            ) => criterion.matches(request, clock),
             _ => true,
         }
     }
@@ -235,10 +279,14 @@ impl Matcher {
     /// For a request this matcher refuses: the first failing part, and what the request had instead.
     pub(crate) fn first_failure(&self, request: &Request<'_>, clock: &Clock<'_>) -> Option<String> {
         match self {
-            Self::All(parts) => parts.iter().find_map(|part| part.first_failure(request, clock)),
-            Self::One(criterion) if !criterion.matches(request, clock) => {
-                Some(format!("needs {}, but {}", criterion.describe(), criterion.actual(request, clock)))
-            }
+            Self::All(parts) => parts
+                .iter()
+                .find_map(|part| part.first_failure(request, clock)),
+            Self::One(criterion) if !criterion.matches(request, clock) => Some(format!(
+                "needs {}, but {}",
+                criterion.describe(),
+                criterion.actual(request, clock)
+            )),
             other if !other.matches(request, clock) => Some(format!("needs {}", other.describe())),
             _ => None,
         }

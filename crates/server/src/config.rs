@@ -107,6 +107,8 @@ pub struct Config {
     pub log_level: String,
     /// Gateway settings; `https_redirect_port` is filled in once the listener is bound.
     pub gateway: Settings,
+    /// The compiled access policy.
+    pub policy: std::sync::Arc<policy::Policy>,
     /// The file this came from, for reloads.
     pub source: Option<PathBuf>,
 }
@@ -246,6 +248,8 @@ impl Config {
             Some(path) => read_page("error_page", &base.join(path))?,
             None => Bytes::from_static(pages::UPSTREAM_ERROR_PAGE.as_bytes()),
         };
+        let policy = policy::Policy::compile(&file.policy, &|name| jiff::tz::db().get(name).ok())
+            .map_err(|error| ConfigError::new(error.location, error.problem))?;
         let routes = file
             .routes
             .into_iter()
@@ -274,6 +278,7 @@ impl Config {
                 error_page,
                 https_redirect_port: file.https_redirect_port.unwrap_or(listen_https.port()),
             },
+            policy: std::sync::Arc::new(policy),
             source: None,
         })
     }

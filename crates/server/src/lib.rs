@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod datadir;
 pub mod pages;
+pub mod policy_test;
 pub mod service;
 pub mod telemetry;
 

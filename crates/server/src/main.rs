@@ -36,6 +36,18 @@ enum Command {
         #[command(subcommand)]
         action: ServiceAction,
     },
+    /// Work with access policies.
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyAction {
+    /// Decide one imagined request and explain which rule decided and why.
+    /// Prints `allow` or `deny` on the first line.
+    Test(server::policy_test::Question),
 }
 
 #[derive(Subcommand)]
@@ -142,6 +154,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Service {
             action: ServiceAction::Run { config },
         } => run_as_service(config),
+        Command::Policy {
+            action: PolicyAction::Test(question),
+        } => {
+            print!("{}", server::policy_test::answer(&question)?);
+            Ok(())
+        }
     }
 }
 

@@ -47,6 +47,9 @@ pub struct ConfigFile {
     /// Proxied routes, `[[route]]` tables.
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteFile>,
+    /// Access policy: `[policy]` with `[[policy.rule]]` tables (see the `policy` crate).
+    #[serde(default)]
+    pub policy: policy::PolicyDocument,
 }
 
 /// `[tls]`

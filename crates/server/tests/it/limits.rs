@@ -297,10 +297,17 @@ async fn random_and_hostile_requests_never_take_the_gateway_down() {
     for case in &cases {
         let answer = raw_tls(&genkan.pki, genkan.https, case, Duration::from_millis(1500)).await;
         if let Some(status) = answer.split_whitespace().nth(1) {
-            assert!(!status.starts_with('5') || status == "502" || status == "504", "server error for {case:?}: {answer}");
+            assert!(
+                !status.starts_with('5') || status == "502" || status == "504",
+                "server error for {case:?}: {answer}"
+            );
         }
     }
     let healthy = genkan.get("/echo").await;
-    assert_eq!(healthy.status(), StatusCode::OK, "the gateway stopped answering after hostile input");
+    assert_eq!(
+        healthy.status(),
+        StatusCode::OK,
+        "the gateway stopped answering after hostile input"
+    );
     genkan.shutdown().await;
 }

@@ -275,3 +275,53 @@ fn service_install_writes_a_hardened_notify_unit() {
     );
     assert!(unit.contains("StateDirectory=genkan\n"), "{unit}");
 }
+
+#[test]
+fn policy_test_explains_the_contractor_rule() {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policies.toml");
+    let ask = |from: &str, at: &str| {
+        let output = Command::new(GENKAN)
+            .args([
+                "policy",
+                "test",
+                "--config",
+                examples,
+                "--user",
+                "suzuki",
+                "--group",
+                "contractor",
+            ])
+            .args(["--path", "/fmi/iwp", "--from", from, "--at", at])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let inside = ask("203.0.113.10", "2026-12-03T17:59:00+09:00");
+    assert_eq!(inside.lines().next(), Some("allow"), "{inside}");
+    assert!(
+        inside.contains("rule: contractors-weekday-office-hours"),
+        "{inside}"
+    );
+    for (from, at, why) in [
+        ("203.0.113.10", "2026-12-03T18:01:00+09:00", "it is 18:01"),
+        (
+            "203.0.113.10",
+            "2026-12-05T10:00:00+09:00",
+            "it is Saturday",
+        ),
+        (
+            "198.51.100.1",
+            "2026-12-03T10:00:00+09:00",
+            "came from 198.51.100.1",
+        ),
+    ] {
+        let answer = ask(from, at);
+        assert_eq!(answer.lines().next(), Some("deny"), "{answer}");
+        assert!(answer.contains(why), "{answer}");
+    }
+}
