@@ -108,9 +108,9 @@ pub struct MatchDocument {
     /// Path prefix(es).
     pub path: Option<OneOrMany>,
     /// Alternatives: one of these tables must match.
-    pub any: Option<Vec<MatchDocument>>,
+    pub any: Option<Vec<Self>>,
     /// Exclusion: this table must not match.
-    pub not: Option<Box<MatchDocument>>,
+    pub not: Option<Box<Self>>,
 }
 
 pub(crate) struct Compiled {

@@ -345,6 +345,8 @@ not = { group = "admin" }
     }
 
     /// One line per case: `at user groups from method path -> decision`.
+    // `expect![[…]]` is passed by value so that UPDATE_EXPECT can rewrite the literal in place.
+    #[allow(clippy::needless_pass_by_value)]
     fn check(
         policy: &Policy,
         cases: &[(&str, Option<&str>, &[&str], &str, &str, &str)],

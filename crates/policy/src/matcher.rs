@@ -206,9 +206,9 @@ fn weekday_name(day: Weekday) -> &'static str {
 /// A tree of criteria.
 #[derive(Debug, Clone)]
 pub(crate) enum Matcher {
-    All(Vec<Matcher>),
-    Any(Vec<Matcher>),
-    Not(Box<Matcher>),
+    All(Vec<Self>),
+    Any(Vec<Self>),
+    Not(Box<Self>),
     One(Criterion),
 }
 
