@@ -77,6 +77,11 @@ impl AccessLog {
         }
     }
 
+    /// Whether lines are written at all.
+    pub fn is_on(&self) -> bool {
+        self.sink.is_some()
+    }
+
     /// Asks the writer to close and reopen the file (after logrotate renamed it).
     pub fn reopen(&self) {
         if let Some(sink) = &self.sink {

@@ -248,19 +248,7 @@ impl FrontDoor {
         request: Request<Incoming>,
         peer: SocketAddr,
     ) -> Response<Body> {
-        let started = (self.clock)();
-        let target = request
-            .uri()
-            .path_and_query()
-            .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned());
-        let mut entry = Entry::new(
-            peer.ip().to_canonical().to_string(),
-            request.method().clone(),
-            target,
-            request.version(),
-            request.headers(),
-            started,
-        );
+        let entry = self.log_entry(&request, peer);
         let inner = {
             let door = Arc::clone(&self);
             tower::service_fn(move |request: Request<Incoming>| {
@@ -275,18 +263,44 @@ impl FrontDoor {
             Ok(response) => response,
             Err(never) => match never {},
         };
-        if let Some(RouteName(name)) = response.extensions().get::<RouteName>() {
-            entry.route.clone_from(name);
+        let route = response
+            .extensions()
+            .get::<RouteName>()
+            .map(|RouteName(name)| name.clone());
+        self.logged(response.map(boxed), entry, route)
+    }
+
+    /// The logged fields of a request, collected only when there is a log to write them to.
+    fn log_entry<B>(&self, request: &Request<B>, peer: SocketAddr) -> Option<Entry> {
+        self.access_log.is_on().then(|| {
+            let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+            Entry::new(
+                peer.ip().to_canonical().to_string(),
+                request.method().clone(),
+                target.to_owned(),
+                request.version(),
+                request.headers(),
+                (self.clock)(),
+            )
+        })
+    }
+
+    /// Wraps the body so the request is logged when the body is done.
+    fn logged(
+        &self,
+        response: Response<Body>,
+        entry: Option<Entry>,
+        route: Option<String>,
+    ) -> Response<Body> {
+        let Some(mut entry) = entry else {
+            return response;
+        };
+        if let Some(route) = route {
+            entry.route = route;
         }
         let status = response.status();
         let (parts, body) = response.into_parts();
-        let logged = LoggedBody::new(
-            boxed(body),
-            self.access_log.clone(),
-            entry,
-            status,
-            self.clock,
-        );
+        let logged = LoggedBody::new(body, self.access_log.clone(), entry, status, self.clock);
         Response::from_parts(parts, boxed(logged))
     }
 
@@ -351,15 +365,7 @@ impl FrontDoor {
     fn redirect_to_https(&self, request: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let active = self.active.load();
         let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
-        let mut entry = Entry::new(
-            peer.ip().to_canonical().to_string(),
-            request.method().clone(),
-            target.to_owned(),
-            request.version(),
-            request.headers(),
-            (self.clock)(),
-        );
-        entry.route = "http-redirect".into();
+        let entry = self.log_entry(request, peer);
         let response = match public_host(request) {
             None => Error::BadRequest("no Host").response(&active.settings.error_page),
             Some(authority) => {
@@ -389,18 +395,7 @@ impl FrontDoor {
                 }
             }
         };
-        let status = response.status();
-        let (parts, body) = response.into_parts();
-        Response::from_parts(
-            parts,
-            boxed(LoggedBody::new(
-                body,
-                self.access_log.clone(),
-                entry,
-                status,
-                self.clock,
-            )),
-        )
+        self.logged(response, entry, Some("http-redirect".into()))
     }
 }
 
