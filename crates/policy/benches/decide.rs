@@ -34,8 +34,14 @@ fn document(rules: usize) -> String {
 }
 
 fn main() {
-    let rules: usize = std::env::var("RULES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
-    let decisions: usize = std::env::var("DECISIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let rules: usize = std::env::var("RULES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let decisions: usize = std::env::var("DECISIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
     let document: PolicyDocument = toml::from_str(&document(rules)).unwrap();
     let policy = Policy::compile(&document, &|name| jiff::tz::TimeZone::get(name).ok()).unwrap();
     assert_eq!(policy.len(), rules);
@@ -46,13 +52,56 @@ fn main() {
     let now_inside: jiff::Timestamp = "2026-12-03T10:00:00+09:00".parse().unwrap();
     let now_outside: jiff::Timestamp = "2026-12-03T19:00:00+09:00".parse().unwrap();
     let requests = [
-        Request { user: Some("user11"), groups: &no_groups, source: "203.0.11.7".parse().unwrap(), method: "GET", host: "app1.example.jp", path: "/fmi/iwp", device_compliant: None, now: now_inside },
-        Request { user: Some("user11"), groups: &no_groups, source: "203.0.11.7".parse().unwrap(), method: "GET", host: "app1.example.jp", path: "/fmi/iwp", device_compliant: None, now: now_outside },
-        Request { user: Some("member"), groups: &groups_team, source: "198.51.100.4".parse().unwrap(), method: "POST", host: "app15.example.jp", path: "/apps/15/save", device_compliant: Some(true), now: now_inside },
-        Request { user: None, groups: &no_groups, source: "192.0.2.1".parse().unwrap(), method: "GET", host: "app3.example.jp", path: "/", device_compliant: None, now: now_inside },
+        Request {
+            user: Some("user11"),
+            groups: &no_groups,
+            source: "203.0.11.7".parse().unwrap(),
+            method: "GET",
+            host: "app1.example.jp",
+            path: "/fmi/iwp",
+            device_compliant: None,
+            now: now_inside,
+        },
+        Request {
+            user: Some("user11"),
+            groups: &no_groups,
+            source: "203.0.11.7".parse().unwrap(),
+            method: "GET",
+            host: "app1.example.jp",
+            path: "/fmi/iwp",
+            device_compliant: None,
+            now: now_outside,
+        },
+        Request {
+            user: Some("member"),
+            groups: &groups_team,
+            source: "198.51.100.4".parse().unwrap(),
+            method: "POST",
+            host: "app15.example.jp",
+            path: "/apps/15/save",
+            device_compliant: Some(true),
+            now: now_inside,
+        },
+        Request {
+            user: None,
+            groups: &no_groups,
+            source: "192.0.2.1".parse().unwrap(),
+            method: "GET",
+            host: "app3.example.jp",
+            path: "/",
+            device_compliant: None,
+            now: now_inside,
+        },
     ];
-    let expected: Vec<bool> = requests.iter().map(|request| policy.decide(request).allowed()).collect();
-    assert_eq!(expected, vec![true, false, true, false], "the benchmark policy does not decide as designed");
+    let expected: Vec<bool> = requests
+        .iter()
+        .map(|request| policy.decide(request).allowed())
+        .collect();
+    assert_eq!(
+        expected,
+        vec![true, false, true, false],
+        "the benchmark policy does not decide as designed"
+    );
 
     let mut samples = Vec::with_capacity(decisions);
     let started = Instant::now();

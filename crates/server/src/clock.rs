@@ -11,3 +11,9 @@ pub fn local_now() -> DateTime<FixedOffset> {
 pub fn utc_now() -> DateTime<Utc> {
     Utc::now()
 }
+
+/// UTC time as stored in the database: RFC 3339 with milliseconds and `Z`, so that text
+/// order is time order.
+pub fn utc_now_text() -> String {
+    utc_now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

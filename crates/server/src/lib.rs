@@ -8,9 +8,11 @@
 //! What it is not: a home for business rules. Routing, TLS policy and logging formats live in
 //! `gateway`; storage in `store-sqlite`.
 
+pub mod accounts_cli;
 pub mod clock;
 pub mod config;
 pub mod datadir;
+pub mod identity;
 pub mod pages;
 pub mod policy_test;
 pub mod service;
@@ -41,6 +43,7 @@ pub struct Running {
     pub data_dir: PathBuf,
     /// Whether this start made a new self-signed certificate.
     pub made_self_signed: bool,
+    initial_admin_password: Option<String>,
     config: Config,
     door: Arc<FrontDoor>,
     shutdown: watch::Sender<bool>,
@@ -51,10 +54,8 @@ pub struct Running {
 /// Prepares everything and starts serving; returns once the listeners are bound.
 pub async fn start(config: Config) -> Result<Running> {
     let data = DataDir::prepare(&config.data_dir)?;
-    let database =
-        store_sqlite::Database::open(&data.database(), &clock::utc_now().to_rfc3339())
-            .with_context(|| format!("cannot open the database {}", data.database().display()))?;
-    datadir::restrict_to_owner(&data.database())?;
+    let mut database = open_database(&data)?;
+    let initial_admin_password = identity::bootstrap_admin(&mut database, &clock::utc_now_text())?;
     let (certified, made_self_signed) = load_certificate(&config, &data)?;
     let certs = Arc::new(CertStore::new(certified));
     let tls = gateway::tls::server_config(Arc::clone(&certs), config.session_cache_entries)?;
@@ -101,6 +102,7 @@ pub async fn start(config: Config) -> Result<Running> {
         http_addr,
         data_dir: data.root().to_owned(),
         made_self_signed,
+        initial_admin_password,
         config,
         door,
         shutdown,
@@ -110,6 +112,12 @@ pub async fn start(config: Config) -> Result<Running> {
 }
 
 impl Running {
+    /// The first administrator's generated password, if this start made the account. It can be
+    /// taken once, to be shown once; it is never logged.
+    pub fn take_initial_admin_password(&mut self) -> Option<String> {
+        self.initial_admin_password.take()
+    }
+
     /// Re-reads the config file (if the server was started from one) and the certificate, and
     /// applies them to new requests. Listener and data-directory changes need a restart.
     /// On any error the running settings stay as they were.
@@ -198,6 +206,14 @@ fn notify_systemd(states: &[sd_notify::NotifyState<'_>]) {
     if let Err(error) = sd_notify::notify(states) {
         tracing::warn!(%error, "could not notify systemd");
     }
+}
+
+/// Opens (creating and migrating) the database in the data directory, readable by genkan only.
+pub fn open_database(data: &DataDir) -> Result<store_sqlite::Database> {
+    let database = store_sqlite::Database::open(&data.database(), &clock::utc_now_text())
+        .with_context(|| format!("cannot open the database {}", data.database().display()))?;
+    datadir::restrict_to_owner(&data.database())?;
+    Ok(database)
 }
 
 /// genkan's own pages as the gateway's fallback service.

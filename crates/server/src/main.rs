@@ -36,6 +36,28 @@ enum Command {
         #[command(subcommand)]
         action: ServiceAction,
     },
+    /// Manage users (add, passwd, disable, enable, list).
+    User {
+        #[command(flatten)]
+        location: server::accounts_cli::Location,
+        #[command(subcommand)]
+        action: server::accounts_cli::UserCommand,
+    },
+    /// Manage groups (add, member, list).
+    Group {
+        #[command(flatten)]
+        location: server::accounts_cli::Location,
+        #[command(subcommand)]
+        action: server::accounts_cli::GroupCommand,
+    },
+    /// Print the audit trail as JSON lines.
+    Audit {
+        #[command(flatten)]
+        location: server::accounts_cli::Location,
+        /// Events at or after this RFC 3339 time.
+        #[arg(long, default_value = "1970-01-01T00:00:00Z")]
+        since: String,
+    },
     /// Work with access policies.
     Policy {
         #[command(subcommand)]
@@ -99,12 +121,17 @@ fn run(cli: Cli) -> Result<()> {
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(async {
-                let running = server::start(config).await?;
+                let mut running = server::start(config).await?;
                 println!("genkan is serving https://localhost:{}/", running.https_addr.port());
                 if let Some(http) = running.http_addr {
                     println!("  plain HTTP on {http} redirects to HTTPS");
                 }
                 println!("  data directory: {}", running.data_dir.display());
+                if let Some(password) = running.take_initial_admin_password() {
+                    println!("  first administrator: admin");
+                    println!("  one-time password:   {password}");
+                    println!("  (shown only now; it must be changed at first sign-in)");
+                }
                 if running.made_self_signed {
                     println!("  made a self-signed certificate in {}/tls (browsers will warn until you configure a real one)", running.data_dir.display());
                 }
@@ -154,6 +181,18 @@ fn run(cli: Cli) -> Result<()> {
         Command::Service {
             action: ServiceAction::Run { config },
         } => run_as_service(config),
+        Command::User { location, action } => {
+            print!("{}", server::accounts_cli::user(&location, &action)?);
+            Ok(())
+        }
+        Command::Group { location, action } => {
+            print!("{}", server::accounts_cli::group(&location, &action)?);
+            Ok(())
+        }
+        Command::Audit { location, since } => {
+            print!("{}", server::accounts_cli::audit_export(&location, &since)?);
+            Ok(())
+        }
         Command::Policy {
             action: PolicyAction::Test(question),
         } => {

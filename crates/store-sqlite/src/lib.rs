@@ -12,11 +12,21 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
+mod identity;
+
+pub use identity::{AuditEvent, GroupRow, UserRow};
+
 /// The migrations, in order. The position in this list is the schema version it produces.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_foundation",
-    include_str!("../migrations/0001_foundation.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_foundation",
+        include_str!("../migrations/0001_foundation.sql"),
+    ),
+    (
+        "0002_identity",
+        include_str!("../migrations/0002_identity.sql"),
+    ),
+];
 
 /// Everything that can go wrong opening or migrating the database.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +43,22 @@ pub enum Error {
         found: usize,
         /// Newest version this build knows.
         known: usize,
+    },
+    /// A name (user or group) is taken.
+    #[error("{kind} `{name}` exists already")]
+    Exists {
+        /// `user` or `group`.
+        kind: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// A name (user or group) does not exist.
+    #[error("no {kind} named `{name}`")]
+    NotFound {
+        /// `user` or `group`.
+        kind: &'static str,
+        /// The name.
+        name: String,
     },
     /// A migration failed; the database stays at the version before it.
     #[error("migration {name} failed: {source}")]

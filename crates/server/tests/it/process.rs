@@ -18,6 +18,8 @@ const GENKAN: &str = env!("CARGO_BIN_EXE_genkan");
 struct Process {
     child: Child,
     https_port: u16,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr_path: std::path::PathBuf,
 }
 
 impl Process {
@@ -31,7 +33,7 @@ impl Process {
             .env("GENKAN_LISTEN_HTTPS", "127.0.0.1:0")
             .env("GENKAN_LISTEN_HTTP", "127.0.0.1:0")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("genkan-stderr.log")).unwrap())
             .stdin(Stdio::null());
         for (key, value) in envs {
             command.env(key, value);
@@ -54,7 +56,23 @@ impl Process {
         Self {
             child,
             https_port: port,
+            lines: receiver,
+            stderr_path: dir.join("genkan-stderr.log"),
         }
+    }
+
+    /// Standard output printed after the first line (until `quiet` passes without a line), and
+    /// the diagnostic log so far.
+    fn rest_of_output(&self, quiet: Duration) -> (String, String) {
+        let mut out = String::new();
+        while let Ok(line) = self.lines.recv_timeout(quiet) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        (
+            out,
+            std::fs::read_to_string(&self.stderr_path).unwrap_or_default(),
+        )
     }
 
     fn signal(&self, name: &str) {
@@ -324,4 +342,140 @@ fn policy_test_explains_the_contractor_rule() {
         assert_eq!(answer.lines().next(), Some("deny"), "{answer}");
         assert!(answer.contains(why), "{answer}");
     }
+}
+
+fn genkan(dir: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(GENKAN)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn accounts_are_managed_from_the_command_line_and_audited() {
+    let dir = TempDir::new("accounts");
+    let (ok, out, err) = genkan(
+        &dir.0,
+        &["user", "add", "suzuki", "--group", "contractor"],
+        None,
+    );
+    assert!(ok, "{err}");
+    let password = out
+        .lines()
+        .find_map(|line| line.strip_prefix("one-time password: "))
+        .unwrap();
+    assert_eq!(password.len(), 20);
+    let (ok, _, err) = genkan(
+        &dir.0,
+        &[
+            "user",
+            "add",
+            "tanaka",
+            "--group",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("a long enough password\n"),
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = genkan(
+        &dir.0,
+        &["user", "add", "short", "--password-stdin"],
+        Some("tiny\n"),
+    );
+    assert!(!ok && err.contains("too short"), "{err}");
+    let (ok, _, err) = genkan(&dir.0, &["user", "add", "Suzuki"], None);
+    assert!(!ok && err.contains("not a valid user name"), "{err}");
+    let (ok, _, err) = genkan(&dir.0, &["user", "add", "suzuki"], None);
+    assert!(!ok && err.contains("exists already"), "{err}");
+    let (ok, _, err) = genkan(&dir.0, &["group", "add", "accounting"], None);
+    assert!(ok, "{err}");
+    let (ok, _, err) = genkan(&dir.0, &["group", "member", "accounting", "suzuki"], None);
+    assert!(ok, "{err}");
+    let (ok, _, err) = genkan(&dir.0, &["user", "disable", "tanaka"], None);
+    assert!(!ok && err.contains("last enabled administrator"), "{err}");
+    let (ok, _, err) = genkan(&dir.0, &["user", "disable", "suzuki"], None);
+    assert!(ok, "{err}");
+    let (_, list, _) = genkan(&dir.0, &["user", "list"], None);
+    assert_eq!(
+        list,
+        "suzuki (disabled)\taccounting,contractor\ntanaka\tadmin\n"
+    );
+
+    let (ok, audit, err) = genkan(&dir.0, &["audit"], None);
+    assert!(ok, "{err}");
+    let kinds: Vec<String> = audit
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "user_added",
+            "user_added",
+            "group_added",
+            "member_added",
+            "user_disabled"
+        ]
+    );
+    assert!(
+        !audit.contains(password),
+        "a password reached the audit trail"
+    );
+    let (_, later, _) = genkan(&dir.0, &["audit", "--since", "2999-01-01T00:00:00Z"], None);
+    assert!(later.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_prints_the_admin_password_once() {
+    let dir = TempDir::new("bootstrap");
+    let first = Process::start(&dir.0, &[], &[]);
+    let (printed, stderr_log) = first.rest_of_output(Duration::from_secs(2));
+    let password = printed
+        .lines()
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("one-time password:")
+                .map(|p| p.trim().to_owned())
+        })
+        .unwrap_or_else(|| panic!("no password printed:\n{printed}"));
+    assert_eq!(password.len(), 20);
+    assert!(
+        !stderr_log.contains(&password),
+        "the password reached the log"
+    );
+    first.signal("TERM");
+    assert!(first.wait_exit(Duration::from_secs(20)).success());
+
+    let second = Process::start(&dir.0, &[], &[]);
+    let (printed, _) = second.rest_of_output(Duration::from_secs(2));
+    assert!(
+        !printed.contains("one-time password"),
+        "printed again:\n{printed}"
+    );
+    second.signal("TERM");
+    assert!(second.wait_exit(Duration::from_secs(20)).success());
+    let (_, users, _) = genkan(&dir.0, &["user", "list"], None);
+    assert_eq!(users, "admin\tadmin\n");
 }
