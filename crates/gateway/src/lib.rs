@@ -22,6 +22,7 @@
 pub mod access_log;
 pub mod compress;
 pub mod error;
+pub mod gate;
 pub mod headers;
 mod idle;
 mod listener;
@@ -32,6 +33,7 @@ pub mod tls;
 
 pub use access_log::{AccessLog, AccessLogFormat};
 pub use error::Error;
+pub use gate::{Gatekeeper, Knock, OpenGate, Verdict};
 pub use listener::{Clock, FrontDoor, LocalApp};
 pub use settings::{Limits, Settings};
 

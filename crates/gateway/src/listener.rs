@@ -21,9 +21,13 @@ use tower_http::compression::CompressionLayer;
 
 use crate::access_log::{Entry, LoggedBody};
 use crate::compress::{ByAttachedPolicy, CompressionPolicy, settle_unsized_body};
+use crate::gate::{
+    Gatekeeper, Identity, Knock, Verdict, refusal_response, set_identity_headers, sign_in_response,
+    strip_identity_headers,
+};
 use crate::idle::IdleTimeout;
 use crate::proxy::{ClientSide, UpstreamClient, forward, upstream_client};
-use crate::route::{host_without_port, select};
+use crate::route::{Route, host_without_port, select};
 use crate::tls::CertStore;
 use crate::{AccessLog, Body, Error, Limits, Settings, boxed, full};
 
@@ -63,6 +67,7 @@ impl Active {
 /// The running front door. Shared by the listeners; [`FrontDoor::reload`] swaps its settings.
 pub struct FrontDoor {
     active: ArcSwap<Active>,
+    gate: Arc<dyn Gatekeeper>,
     certs: Arc<CertStore>,
     tls: TlsAcceptor,
     limits: Limits,
@@ -75,6 +80,10 @@ pub struct FrontDoor {
 #[derive(Clone)]
 struct RouteName(String);
 
+/// The signed-in user a response was for, carried out for the log's `$remote_user`.
+#[derive(Clone)]
+struct RemoteUser(String);
+
 impl FrontDoor {
     /// Assembles the front door. `tls` must have been built around `certs`.
     pub fn new(
@@ -84,10 +93,12 @@ impl FrontDoor {
         limits: Limits,
         access_log: AccessLog,
         local: LocalApp,
+        gate: Arc<dyn Gatekeeper>,
         clock: Clock,
     ) -> Arc<Self> {
         Arc::new(Self {
             active: ArcSwap::from_pointee(Active::new(settings)),
+            gate,
             certs,
             tls: TlsAcceptor::from(Arc::new(tls)),
             limits,
@@ -298,34 +309,98 @@ impl FrontDoor {
         if let Some(route) = route {
             entry.route = route;
         }
+        if let Some(RemoteUser(user)) = response.extensions().get::<RemoteUser>() {
+            entry.remote_user = Some(user.clone());
+        }
         let status = response.status();
         let (parts, body) = response.into_parts();
         let logged = LoggedBody::new(body, self.access_log.clone(), entry, status, self.clock);
         Response::from_parts(parts, boxed(logged))
     }
 
-    async fn route(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    async fn route(&self, mut request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let active = self.active.load_full();
         let Some(public_host) = public_host(&request) else {
             return Error::BadRequest("no Host").response(&active.settings.error_page);
         };
         let host = host_without_port(&public_host);
-        let path = request.uri().path().to_owned();
-        let Some(index) = select(&active.settings.routes, &host, &path).and_then(|route| {
-            active
-                .settings
-                .routes
-                .iter()
-                .position(|candidate| std::ptr::eq(candidate, route))
-        }) else {
-            let mut response = match self.local.clone().oneshot(request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            };
-            active.settings.headers.apply(response.headers_mut());
-            return response;
+        let index =
+            select(&active.settings.routes, &host, request.uri().path()).and_then(|route| {
+                active
+                    .settings
+                    .routes
+                    .iter()
+                    .position(|candidate| std::ptr::eq(candidate, route))
+            });
+        let route = index.map(|index| &active.settings.routes[index]);
+        let header_policy = route.map_or(&active.settings.headers, |route| &route.headers);
+
+        let verdict = self.gate.judge(&Knock {
+            source: peer.ip().to_canonical(),
+            method: request.method(),
+            host: &host,
+            uri: request.uri(),
+            headers: request.headers(),
+            route: route.map(|route| route.name.as_str()),
+        });
+        let identity = match verdict {
+            Verdict::Pass { user, groups } => Identity {
+                user,
+                groups,
+                source: peer.ip().to_canonical(),
+            },
+            Verdict::SignIn => {
+                let mut response =
+                    sign_in_response(request.method(), request.uri(), request.headers());
+                header_policy.apply(response.headers_mut());
+                return response;
+            }
+            Verdict::Refuse { rule, reason } => {
+                let mut response = refusal_response(request.headers(), rule.as_deref(), &reason);
+                header_policy.apply(response.headers_mut());
+                return response;
+            }
         };
-        let route = &active.settings.routes[index];
+        strip_identity_headers(request.headers_mut());
+        let remote_user = identity.user.clone();
+
+        let mut response = match (index, route) {
+            (Some(index), Some(route)) => {
+                if route.identity_headers {
+                    set_identity_headers(
+                        request.headers_mut(),
+                        identity.user.as_deref(),
+                        &identity.groups,
+                    );
+                }
+                self.proxy(&active, index, route, request, peer, public_host)
+                    .await
+            }
+            _ => {
+                request.extensions_mut().insert(identity);
+                let mut response = match self.local.clone().oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                };
+                header_policy.apply(response.headers_mut());
+                response
+            }
+        };
+        if let Some(user) = remote_user {
+            response.extensions_mut().insert(RemoteUser(user));
+        }
+        response
+    }
+
+    async fn proxy(
+        &self,
+        active: &Active,
+        index: usize,
+        route: &Route,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+        public_host: String,
+    ) -> Response<Body> {
         let side = ClientSide {
             peer,
             public_origin: format!("https://{public_host}"),

@@ -72,6 +72,8 @@ pub struct Route {
     pub compression: CompressionPolicy,
     /// Page shown when this route's upstream is down (502) or slow (504).
     pub error_page: Option<Bytes>,
+    /// Tell the upstream who the user is in `X-Genkan-User` and `X-Genkan-Groups`.
+    pub identity_headers: bool,
 }
 
 impl Route {
@@ -210,6 +212,7 @@ mod tests {
             headers: HeaderPolicy::default(),
             compression: CompressionPolicy::off(),
             error_page: None,
+            identity_headers: false,
         }
     }
 

@@ -17,3 +17,8 @@ pub fn utc_now() -> DateTime<Utc> {
 pub fn utc_now_text() -> String {
     utc_now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+/// Now, for policy decisions and session ages.
+pub fn timestamp_now() -> jiff::Timestamp {
+    jiff::Timestamp::now()
+}

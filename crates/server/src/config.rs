@@ -20,7 +20,8 @@ use crate::pages;
 mod file;
 
 pub use file::{
-    AccessLogFile, CompressionFile, ConfigFile, HeadersFile, LimitsFile, RouteFile, TlsFile, parse,
+    AccessLogFile, CompressionFile, ConfigFile, HeadersFile, IdentityFile, LimitsFile, RouteFile,
+    TlsFile, parse,
 };
 
 /// A configuration problem, naming the key (as written in the file) and what is wrong with it.
@@ -40,6 +41,85 @@ impl ConfigError {
             problem: problem.into(),
         }
     }
+}
+
+/// Sign-in and session settings, checked.
+#[derive(Debug, Clone)]
+pub struct IdentitySettings {
+    /// Idle time after which a session ends.
+    pub session_idle_timeout: Duration,
+    /// Age at which a session ends.
+    pub session_lifetime: Duration,
+    /// Failures before an account is locked.
+    pub max_failed_logins: u32,
+    /// Failures before a source address is refused.
+    pub max_failed_logins_per_source: u32,
+    /// Length of a lockout and of the failure-counting window.
+    pub lockout: Duration,
+    /// How long audit events are kept.
+    pub audit_retention: Duration,
+}
+
+fn identity_settings(file: &IdentityFile) -> Result<IdentitySettings, ConfigError> {
+    let span = |key: &str, text: &Option<String>, default: u64| -> Result<Duration, ConfigError> {
+        match text {
+            None => Ok(Duration::from_secs(default)),
+            Some(text) => {
+                let value = duration(key, text)?;
+                if value.is_zero() {
+                    return Err(ConfigError::new(key, "must be longer than zero"));
+                }
+                Ok(value)
+            }
+        }
+    };
+    let count = |key: &str, value: Option<u32>, default: u32| -> Result<u32, ConfigError> {
+        match value {
+            Some(0) => Err(ConfigError::new(key, "must be at least 1")),
+            Some(value) => Ok(value),
+            None => Ok(default),
+        }
+    };
+    Ok(IdentitySettings {
+        session_idle_timeout: span(
+            "identity.session_idle_timeout",
+            &file.session_idle_timeout,
+            2 * 3600,
+        )?,
+        session_lifetime: span(
+            "identity.session_lifetime",
+            &file.session_lifetime,
+            12 * 3600,
+        )?,
+        max_failed_logins: count("identity.max_failed_logins", file.max_failed_logins, 5)?,
+        max_failed_logins_per_source: count(
+            "identity.max_failed_logins_per_source",
+            file.max_failed_logins_per_source,
+            20,
+        )?,
+        lockout: span("identity.lockout", &file.lockout, 15 * 60)?,
+        audit_retention: span(
+            "identity.audit_retention",
+            &file.audit_retention,
+            400 * 86400,
+        )?,
+    })
+}
+
+/// The policy used when the config writes no rules: anyone signed in may reach everything,
+/// which is what the seed's VPN gave; nobody anonymous reaches anything.
+fn policy_or_default(mut document: policy::PolicyDocument) -> policy::PolicyDocument {
+    if document.rules.is_empty() {
+        document.rules.push(policy::document::RuleDocument {
+            name: Some("signed-in-users".into()),
+            allow: Some(policy::document::MatchDocument {
+                authenticated: Some(true),
+                ..Default::default()
+            }),
+            deny: None,
+        });
+    }
+    document
 }
 
 /// How the diagnostic log is printed.
@@ -109,6 +189,8 @@ pub struct Config {
     pub gateway: Settings,
     /// The compiled access policy.
     pub policy: std::sync::Arc<policy::Policy>,
+    /// Sign-in and session settings.
+    pub identity: IdentitySettings,
     /// The file this came from, for reloads.
     pub source: Option<PathBuf>,
 }
@@ -248,8 +330,11 @@ impl Config {
             Some(path) => read_page("error_page", &base.join(path))?,
             None => Bytes::from_static(pages::UPSTREAM_ERROR_PAGE.as_bytes()),
         };
-        let policy = policy::Policy::compile(&file.policy, &|name| jiff::tz::db().get(name).ok())
-            .map_err(|error| ConfigError::new(error.location, error.problem))?;
+        let identity = identity_settings(&file.identity)?;
+        let policy = policy::Policy::compile(&policy_or_default(file.policy), &|name| {
+            jiff::tz::db().get(name).ok()
+        })
+        .map_err(|error| ConfigError::new(error.location, error.problem))?;
         let routes = file
             .routes
             .into_iter()
@@ -279,6 +364,7 @@ impl Config {
                 https_redirect_port: file.https_redirect_port.unwrap_or(listen_https.port()),
             },
             policy: std::sync::Arc::new(policy),
+            identity,
             source: None,
         })
     }
@@ -601,6 +687,7 @@ fn route_settings(
             CompressionPolicy::off()
         },
         error_page,
+        identity_headers: file.identity_headers.unwrap_or(false),
     })
 }
 

@@ -9,6 +9,7 @@
 //! `gateway`; storage in `store-sqlite`.
 
 pub mod accounts_cli;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod datadir;
@@ -48,7 +49,7 @@ pub struct Running {
     door: Arc<FrontDoor>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    _database: store_sqlite::Database,
+    auth: Arc<auth::Auth>,
 }
 
 /// Prepares everything and starts serving; returns once the listeners are bound.
@@ -76,7 +77,12 @@ pub async fn start(config: Config) -> Result<Running> {
     let http_addr = http.as_ref().map(TcpListener::local_addr).transpose()?;
 
     let settings = settings_for(&config, https_addr);
-    let local = built_in_apps();
+    let auth = Arc::new(auth::Auth::new(
+        database,
+        config.identity.clone(),
+        Arc::clone(&config.policy),
+    )?);
+    let local = built_in_apps(Arc::clone(&auth));
     let door = FrontDoor::new(
         settings,
         certs,
@@ -84,6 +90,7 @@ pub async fn start(config: Config) -> Result<Running> {
         config.limits.clone(),
         access_log,
         local,
+        Arc::clone(&auth) as Arc<dyn gateway::Gatekeeper>,
         clock::local_now,
     );
 
@@ -107,7 +114,7 @@ pub async fn start(config: Config) -> Result<Running> {
         door,
         shutdown,
         tasks,
-        _database: database,
+        auth,
     })
 }
 
@@ -138,6 +145,8 @@ impl Running {
         let (certified, _) = load_certificate(&fresh, &data)?;
         self.door.certificates().replace(certified);
         self.door.reload(settings_for(&fresh, self.https_addr));
+        self.auth
+            .reload(fresh.identity.clone(), Arc::clone(&fresh.policy));
         self.config = Config {
             listen_https: self.config.listen_https,
             listen_http: self.config.listen_http,
@@ -217,8 +226,8 @@ pub fn open_database(data: &DataDir) -> Result<store_sqlite::Database> {
 }
 
 /// genkan's own pages as the gateway's fallback service.
-fn built_in_apps() -> LocalApp {
-    let router = pages::router();
+fn built_in_apps(auth: Arc<auth::Auth>) -> LocalApp {
+    let router = pages::router(auth);
     let service = ServiceExt::<http::Request<hyper::body::Incoming>>::map_response(
         router,
         |response: axum::response::Response| response.map(gateway::boxed),

@@ -5,10 +5,16 @@
 //! These pages are deliberately public (a landing page and a health check for load balancers);
 //! they show nothing about the configuration.
 
-use axum::Router;
+use std::sync::Arc;
+
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
+use gateway::gate::{Identity, html_escape};
+
+use crate::auth::{self, Auth};
 
 /// The page shown for 502 and 504 unless the config names another; both languages at once,
 /// because it is static and the proxy does not negotiate for it.
@@ -84,6 +90,10 @@ struct Text {
     explain: &'static str,
     not_found_title: &'static str,
     not_found: &'static str,
+    signed_in_as: &'static str,
+    sign_out: &'static str,
+    sign_out_everywhere: &'static str,
+    change_password: &'static str,
 }
 
 fn text(lang: Lang) -> Text {
@@ -94,6 +104,10 @@ fn text(lang: Lang) -> Text {
             explain: "社内アプリへの入口です。管理者がアプリを登録すると、ここから利用できるようになります。",
             not_found_title: "ページが見つかりません",
             not_found: "お探しのページはありません。アドレスをご確認ください。",
+            signed_in_as: "サインイン中のユーザー",
+            sign_out: "サインアウト",
+            sign_out_everywhere: "すべての端末でサインアウト",
+            change_password: "パスワードを変更",
         },
         Lang::En => Text {
             title: "genkan",
@@ -101,27 +115,56 @@ fn text(lang: Lang) -> Text {
             explain: "This is the entrance to your company's apps. Once an administrator adds apps, they are reached from here.",
             not_found_title: "Page not found",
             not_found: "There is no page at this address. Please check it.",
+            signed_in_as: "Signed in as",
+            sign_out: "Sign out",
+            sign_out_everywhere: "Sign out on every device",
+            change_password: "Change password",
         },
     }
 }
 
 /// The built-in app's routes.
-pub fn router() -> Router {
+pub fn router(auth: Arc<Auth>) -> Router {
     Router::new()
         .route("/", get(landing))
         .route("/_genkan/health", get(health))
+        .route(
+            "/_genkan/login",
+            get(auth::pages::login_form).post(auth::pages::login),
+        )
+        .route(
+            "/_genkan/password",
+            get(auth::pages::password_form).post(auth::pages::change_password),
+        )
+        .route("/_genkan/logout", axum::routing::post(auth::pages::logout))
         .fallback(not_found)
+        .with_state(auth)
 }
 
-async fn landing(headers: HeaderMap) -> Response {
+async fn landing(
+    State(auth): State<Arc<Auth>>,
+    identity: Option<Extension<Identity>>,
+    headers: HeaderMap,
+) -> Response {
     let lang = Lang::from_headers(&headers);
     let text = text(lang);
-    page(
-        lang,
-        StatusCode::OK,
-        text.title,
-        &format!("<h1>{}</h1><p>{}</p>", text.running, text.explain),
-    )
+    let mut body = format!("<h1>{}</h1><p>{}</p>", text.running, text.explain);
+    let signed_in = identity.and_then(|Extension(identity)| identity.user);
+    if let (Some(user), Some(session)) = (signed_in, auth.session(&headers)) {
+        let csrf = html_escape(&session.row.csrf_token);
+        body.push_str(&format!(
+            "<p>{}: <strong id=\"user\">{}</strong></p>\
+<form method=\"post\" action=\"/_genkan/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<button type=\"submit\">{}</button> <button type=\"submit\" name=\"everywhere\" value=\"1\">{}</button></form>\
+<p><a href=\"/_genkan/password\">{}</a></p>",
+            text.signed_in_as,
+            html_escape(&user),
+            text.sign_out,
+            text.sign_out_everywhere,
+            text.change_password,
+        ));
+    }
+    page(lang, StatusCode::OK, text.title, &body)
 }
 
 async fn health() -> Response {
@@ -147,14 +190,18 @@ async fn not_found(headers: HeaderMap) -> Response {
     )
 }
 
-fn page(lang: Lang, status: StatusCode, title: &str, body: &str) -> Response {
+/// A page in genkan's look: `body` is trusted HTML, `title` is escaped.
+pub fn page(lang: Lang, status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{title}</title>\
 <style>body{{font-family:system-ui,\"Hiragino Sans\",\"Yu Gothic UI\",sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}}\
-h1{{font-size:1.4rem}}p{{line-height:1.7}}header{{font-weight:600;letter-spacing:.1em;color:#7a4b2a;margin-bottom:2rem}}</style>\
+h1{{font-size:1.4rem}}p{{line-height:1.7}}header{{font-weight:600;letter-spacing:.1em;color:#7a4b2a;margin-bottom:2rem}}\
+form label{{display:block;margin:.8rem 0}}form input:not([type=hidden]){{display:block;width:100%;max-width:22rem;padding:.45rem;font-size:1rem;margin-top:.25rem;box-sizing:border-box}}\
+button{{padding:.5rem 1.2rem;font-size:1rem;margin-top:.5rem}}.error{{color:#a40000;background:#fbeaea;padding:.5rem .8rem;border-radius:4px}}</style>\
 </head><body><header>玄関 genkan</header>{body}</body></html>\n",
-        lang = lang.code()
+        lang = lang.code(),
+        title = html_escape(title),
     );
     let mut response = (status, html).into_response();
     let headers = response.headers_mut();
@@ -166,7 +213,7 @@ h1{{font-size:1.4rem}}p{{line-height:1.7}}header{{font-weight:600;letter-spacing
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; frame-ancestors 'self'",
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'self'",
         ),
     );
     response

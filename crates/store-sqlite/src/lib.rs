@@ -13,8 +13,10 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags};
 
 mod identity;
+mod sessions;
 
 pub use identity::{AuditEvent, GroupRow, UserRow};
+pub use sessions::SessionRow;
 
 /// The migrations, in order. The position in this list is the schema version it produces.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -25,6 +27,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0002_identity",
         include_str!("../migrations/0002_identity.sql"),
+    ),
+    (
+        "0003_sessions",
+        include_str!("../migrations/0003_sessions.sql"),
     ),
 ];
 

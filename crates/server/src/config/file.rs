@@ -50,6 +50,9 @@ pub struct ConfigFile {
     /// Access policy: `[policy]` with `[[policy.rule]]` tables (see the `policy` crate).
     #[serde(default)]
     pub policy: policy::PolicyDocument,
+    /// Sign-in, sessions, lockout and the audit trail.
+    #[serde(default)]
+    pub identity: IdentityFile,
 }
 
 /// `[tls]`
@@ -129,6 +132,24 @@ pub struct CompressionFile {
     pub min_length: Option<u64>,
 }
 
+/// `[identity]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityFile {
+    /// A session unused this long ends. Default `"2h"`.
+    pub session_idle_timeout: Option<String>,
+    /// A session ends this long after sign-in, used or not. Default `"12h"`.
+    pub session_lifetime: Option<String>,
+    /// Failed sign-ins for one account before it is locked. Default 5.
+    pub max_failed_logins: Option<u32>,
+    /// Failed sign-ins from one address before it is refused. Default 20.
+    pub max_failed_logins_per_source: Option<u32>,
+    /// How long a lockout (and the failure count) lasts. Default `"15m"`.
+    pub lockout: Option<String>,
+    /// How long audit events are kept. Default `"400d"`.
+    pub audit_retention: Option<String>,
+}
+
 /// `[[route]]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -160,6 +181,8 @@ pub struct RouteFile {
     /// Header overrides for this route.
     #[serde(default)]
     pub headers: HeadersFile,
+    /// Send `X-Genkan-User` and `X-Genkan-Groups` to the upstream. Default false.
+    pub identity_headers: Option<bool>,
 }
 
 /// Parses TOML, turning serde's message (which names unknown keys and their position) into a

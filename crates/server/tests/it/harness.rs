@@ -132,7 +132,16 @@ pub struct Genkan {
 
 impl Genkan {
     /// Starts genkan with `extra` appended to a config that listens on ephemeral loopback ports.
+    /// Unless `extra` writes policy rules, everyone may reach everything: these tests are about
+    /// the gateway, and `identity.rs` tests the gate.
     pub async fn start(extra: &str) -> Self {
+        let open =
+            "\n[[policy.rule]]\nname = \"tests-everyone\"\n[policy.rule.allow]\neveryone = true\n";
+        let extra = if extra.contains("[[policy.rule]]") {
+            extra.to_owned()
+        } else {
+            format!("{extra}{open}")
+        };
         let dir = TempDir::new("gw");
         let pki = TestPki::new(&dir.0, "gateway");
         let text = format!(

@@ -197,7 +197,11 @@ async fn sighup_swaps_the_certificate_and_sigusr1_reopens_the_access_log() {
     .unwrap();
     let process = Process::start(&dir.0, &["--config", config.to_str().unwrap()], &[]);
     let addr = format!("127.0.0.1:{}", process.https_port).parse().unwrap();
-    let get = || request("GET", "/").body(Full::new(Bytes::new())).unwrap();
+    let get = || {
+        request("GET", "/_genkan/health")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
     assert_eq!(
         send_https(&first, addr, get()).await.status(),
         StatusCode::OK
@@ -238,7 +242,8 @@ async fn sighup_swaps_the_certificate_and_sigusr1_reopens_the_access_log() {
         StatusCode::OK
     );
     let logged = eventually(Duration::from_secs(5), || {
-        std::fs::read_to_string(&log).is_ok_and(|text| text.contains("\"GET / HTTP/1.1\" 200"))
+        std::fs::read_to_string(&log)
+            .is_ok_and(|text| text.contains("\"GET /_genkan/health HTTP/1.1\" 200"))
     })
     .await;
     assert!(logged, "no line in the reopened log");

@@ -1,0 +1,282 @@
+//! Sign-in, sessions and the gate: who is asking, and may they.
+//!
+//! [`Auth`] is the server's [`gateway::Gatekeeper`]. For each request it reads the session
+//! cookie, checks the session's age, and asks the policy; the gateway then passes the request,
+//! sends the browser to sign in, or shows a refusal. The sign-in pages themselves are in
+//! `auth/pages.rs`.
+//!
+//! Secrets: the session cookie holds 32 random bytes; the database holds only their SHA-256.
+//! Tokens and CSRF values are compared in constant time. Nothing here logs a token, a password
+//! or a cookie.
+
+mod limiter;
+pub mod pages;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use arc_swap::ArcSwap;
+use gateway::{Gatekeeper, Knock, Verdict};
+use http::HeaderMap;
+use store_sqlite::{AuditEvent, Database, SessionRow};
+
+use crate::clock;
+use crate::config::IdentitySettings;
+pub use limiter::Limiter;
+
+/// Name of the session cookie; `__Host-` makes browsers insist on Secure, Path=/ and no Domain.
+pub const SESSION_COOKIE: &str = "__Host-genkan_session";
+/// Name of the cookie that carries the sign-in form's CSRF value before there is a session.
+pub const LOGIN_CSRF_COOKIE: &str = "__Host-genkan_login_csrf";
+
+/// Paths anyone may open: the sign-in pages, the health check, and static assets.
+fn is_public(path: &str) -> bool {
+    matches!(
+        path,
+        "/_genkan/login" | "/_genkan/health" | "/_genkan/password" | "/_genkan/logout"
+    ) || path.starts_with("/_genkan/static/")
+}
+
+/// A session found for a request.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// SHA-256 of the cookie token, hex.
+    pub token_hash: String,
+    /// The stored row.
+    pub row: SessionRow,
+}
+
+/// Identity, sessions and policy, shared by the gate and the sign-in pages.
+pub struct Auth {
+    database: Mutex<Database>,
+    settings: ArcSwap<IdentitySettings>,
+    policy: ArcSwap<policy::Policy>,
+    limiter: Mutex<Limiter>,
+    /// A hash to check passwords of unknown users against, so that their answer takes as long.
+    decoy_hash: String,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth").finish_non_exhaustive()
+    }
+}
+
+impl Auth {
+    /// Wraps the database and settings.
+    pub fn new(
+        database: Database,
+        settings: IdentitySettings,
+        policy: Arc<policy::Policy>,
+    ) -> Result<Self> {
+        Ok(Self {
+            database: Mutex::new(database),
+            settings: ArcSwap::from_pointee(settings),
+            policy: ArcSwap::new(policy),
+            limiter: Mutex::new(Limiter::default()),
+            decoy_hash: crate::identity::hash_password(&crate::identity::generate_password()?)?,
+        })
+    }
+
+    /// Applies reloaded settings and policy.
+    pub fn reload(&self, settings: IdentitySettings, policy: Arc<policy::Policy>) {
+        self.settings.store(Arc::new(settings));
+        self.policy.store(policy);
+    }
+
+    fn database(&self) -> Result<MutexGuard<'_, Database>> {
+        self.database
+            .lock()
+            .map_err(|_| anyhow!("the database lock was poisoned"))
+    }
+
+    /// Appends to the audit trail; a failure is logged, never fatal to the request.
+    pub fn audit(
+        &self,
+        kind: &str,
+        actor: Option<&str>,
+        source: Option<&str>,
+        subject: Option<&str>,
+        outcome: &str,
+        rule: Option<&str>,
+        detail: &str,
+    ) {
+        let event = AuditEvent {
+            at: clock::utc_now_text(),
+            kind: kind.into(),
+            actor: actor.map(Into::into),
+            source: source.map(Into::into),
+            subject: subject.map(Into::into),
+            outcome: outcome.into(),
+            rule: rule.map(Into::into),
+            detail: detail.into(),
+        };
+        let written = self
+            .database()
+            .and_then(|database| Ok(database.record_audit(&event)?));
+        if let Err(error) = written {
+            tracing::error!(kind, "audit event not written: {error:#}");
+        }
+    }
+
+    /// The valid session a request's cookie names, if any. Expired sessions are removed.
+    pub fn session(&self, headers: &HeaderMap) -> Option<Session> {
+        let token = cookie(headers, SESSION_COOKIE)?;
+        if token.len() != 64 || !token.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+            return None;
+        }
+        let token_hash = sha256_hex(token.as_bytes());
+        let database = self.database().ok()?;
+        let row = database.session(&token_hash).ok()??;
+        let settings = self.settings.load();
+        let now = clock::timestamp_now();
+        let age = |text: &str| {
+            text.parse::<jiff::Timestamp>()
+                .ok()
+                .map(|then| now.duration_since(then))
+        };
+        let idle = age(&row.last_seen_at)?;
+        let lived = age(&row.created_at)?;
+        let too_old = |span: jiff::SignedDuration, limit: Duration| {
+            span.as_secs() < 0 || span.unsigned_abs() > limit
+        };
+        if row.user_disabled
+            || too_old(idle, settings.session_idle_timeout)
+            || too_old(lived, settings.session_lifetime)
+        {
+            let _ = database.delete_session(&token_hash);
+            return None;
+        }
+        // Writing on every request would make reads wait on writes; a minute's precision is enough.
+        if idle.as_secs() >= 60 {
+            let _ = database.touch_session(&token_hash, &clock::utc_now_text());
+        }
+        Some(Session { token_hash, row })
+    }
+
+    fn judge_at(&self, knock: &Knock<'_>, now: jiff::Timestamp) -> Verdict {
+        let session = self.session(knock.headers);
+        let (user, groups) = match &session {
+            Some(session) => (Some(session.row.user.clone()), session.row.groups.clone()),
+            None => (None, Vec::new()),
+        };
+        let path = knock.uri.path();
+        if is_public(path) {
+            return Verdict::Pass { user, groups };
+        }
+        if session
+            .as_ref()
+            .is_some_and(|session| session.row.must_change_password)
+        {
+            // The sign-in page sends such a user on to change their password.
+            return Verdict::SignIn;
+        }
+        let method = knock.method.as_str();
+        let decision = self.policy.load().decide(&policy::Request {
+            user: user.as_deref(),
+            groups: &groups,
+            source: knock.source,
+            method,
+            host: knock.host,
+            path,
+            device_compliant: None,
+            now,
+        });
+        if decision.allowed() {
+            return Verdict::Pass { user, groups };
+        }
+        if user.is_none() {
+            return Verdict::SignIn;
+        }
+        let source = knock.source.to_string();
+        self.audit(
+            "access_denied",
+            user.as_deref(),
+            Some(&source),
+            Some(path),
+            "denied",
+            decision.rule.as_deref(),
+            &decision.reason,
+        );
+        Verdict::Refuse {
+            rule: decision.rule,
+            reason: decision.reason,
+        }
+    }
+}
+
+impl Gatekeeper for Auth {
+    fn judge(&self, knock: &Knock<'_>) -> Verdict {
+        self.judge_at(knock, clock::timestamp_now())
+    }
+}
+
+/// A cookie's value from the request's `Cookie` headers. Malformed pairs are skipped.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim())
+}
+
+/// 32 random bytes as 64 hex characters.
+pub fn random_token() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|error| anyhow!("no randomness from the OS: {error}"))?;
+    Ok(hex(&bytes))
+}
+
+/// SHA-256 as hex.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Compares two secrets without revealing, by timing, where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn cookies_are_found_and_garbage_is_skipped() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            http::header::COOKIE,
+            HeaderValue::from_static("junk; a=1;;=x; __Host-genkan_session=abc"),
+        );
+        headers.append(http::header::COOKIE, HeaderValue::from_static("b=2"));
+        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("abc"));
+        assert_eq!(cookie(&headers, "b"), Some("2"));
+        assert_eq!(cookie(&headers, "missing"), None);
+    }
+
+    #[test]
+    fn tokens_are_random_hex_and_compare_in_constant_time() {
+        let token = random_token().unwrap();
+        assert_eq!(token.len(), 64);
+        assert_ne!(token, random_token().unwrap());
+        assert!(constant_time_eq(token.as_bytes(), token.clone().as_bytes()));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
