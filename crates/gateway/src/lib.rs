@@ -34,7 +34,7 @@ pub mod tls;
 pub use access_log::{AccessLog, AccessLogFormat};
 pub use error::Error;
 pub use gate::{Gatekeeper, Knock, OpenGate, Verdict};
-pub use listener::{Clock, FrontDoor, LocalApp};
+pub use listener::{Clock, FrontDoor, LocalApp, RESERVED_PREFIX};
 pub use settings::{Limits, Settings};
 
 /// The body type the gateway hands around: boxed so proxied, built-in and generated bodies mix.

@@ -31,6 +31,9 @@ use crate::route::{Route, host_without_port, select};
 use crate::tls::CertStore;
 use crate::{AccessLog, Body, Error, Limits, Settings, boxed, full};
 
+/// Paths under this prefix always go to genkan's own pages, never to a proxied route.
+pub const RESERVED_PREFIX: &str = "/_genkan/";
+
 /// genkan's built-in apps (login, admin, agent desktop…): whatever no proxied route claims.
 pub type LocalApp = tower::util::BoxCloneSyncService<Request<Incoming>, Response<Body>, Infallible>;
 
@@ -324,14 +327,18 @@ impl FrontDoor {
             return Error::BadRequest("no Host").response(&active.settings.error_page);
         };
         let host = host_without_port(&public_host);
-        let index =
+        // `/_genkan/` belongs to genkan's own pages (sign-in first of all), whatever the routes say.
+        let index = if request.uri().path().starts_with(RESERVED_PREFIX) {
+            None
+        } else {
             select(&active.settings.routes, &host, request.uri().path()).and_then(|route| {
                 active
                     .settings
                     .routes
                     .iter()
                     .position(|candidate| std::ptr::eq(candidate, route))
-            });
+            })
+        };
         let route = index.map(|index| &active.settings.routes[index]);
         let header_policy = route.map_or(&active.settings.headers, |route| &route.headers);
 

@@ -127,6 +127,7 @@ fn text(lang: Lang) -> Text {
 pub fn router(auth: Arc<Auth>) -> Router {
     Router::new()
         .route("/", get(landing))
+        .route("/_genkan/account", get(landing))
         .route("/_genkan/health", get(health))
         .route(
             "/_genkan/login",

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod harness;
+mod identity;
 mod limits;
 mod process;
 mod proxy;

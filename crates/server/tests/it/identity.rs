@@ -1,0 +1,449 @@
+//! The gate in front of every app: sign-in, sessions, CSRF, lockout, policy refusals and the
+//! audit trail, through the real gateway over TLS.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::StatusCode;
+use http_body_util::Full;
+
+use crate::harness::{Genkan, eventually, request, send_https};
+use crate::upstream::Iis6;
+
+const GENKAN: &str = env!("CARGO_BIN_EXE_genkan");
+const PASSWORD: &str = "a long enough password";
+
+/// A client that keeps cookies like a browser (per name, last value wins).
+struct Browser<'a> {
+    genkan: &'a Genkan,
+    cookies: BTreeMap<String, String>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(genkan: &'a Genkan) -> Self {
+        Self {
+            genkan,
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        form: Option<&str>,
+    ) -> http::Response<Bytes> {
+        let mut builder = request(method, path).header("accept", "text/html");
+        if !self.cookies.is_empty() {
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect();
+            builder = builder.header("cookie", jar.join("; "));
+        }
+        let body = match form {
+            Some(form) => {
+                builder = builder.header("content-type", "application/x-www-form-urlencoded");
+                Bytes::from(form.to_owned())
+            }
+            None => Bytes::new(),
+        };
+        let response = send_https(
+            &self.genkan.pki,
+            self.genkan.https,
+            builder.body(Full::new(body)).unwrap(),
+        )
+        .await;
+        for value in response.headers().get_all("set-cookie") {
+            let text = value.to_str().unwrap();
+            let (pair, attributes) = text.split_once(';').unwrap_or((text, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            assert!(
+                attributes.contains("Secure") && attributes.contains("HttpOnly"),
+                "weak cookie: {text}"
+            );
+            if value.is_empty() || attributes.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        response
+    }
+
+    /// The hidden `csrf` value of the last form page.
+    fn csrf(page: &http::Response<Bytes>) -> String {
+        let text = String::from_utf8_lossy(page.body());
+        let Some(at) = text.find("name=\"csrf\" value=\"") else {
+            panic!("no csrf field in a {} page: {text}", page.status());
+        };
+        let start = at + "name=\"csrf\" value=\"".len();
+        text[start..].split('"').next().unwrap().to_owned()
+    }
+
+    async fn sign_in(&mut self, user: &str, password: &str) -> http::Response<Bytes> {
+        let form_page = self.send("GET", "/_genkan/login", None).await;
+        let csrf = Self::csrf(&form_page);
+        let form = format!(
+            "csrf={csrf}&next=%2Fecho&user={user}&password={}",
+            password.replace(' ', "+")
+        );
+        self.send("POST", "/_genkan/login", Some(&form)).await
+    }
+}
+
+fn add_user(genkan: &Genkan, name: &str, groups: &[&str], password: Option<&str>) -> String {
+    use std::io::Write;
+    let config = genkan.dir.0.join("genkan.toml");
+    let mut command = Command::new(GENKAN);
+    command.args(["user", "add", name, "--config"]).arg(&config);
+    for group in groups {
+        command.args(["--group", group]);
+    }
+    if password.is_some() {
+        command.arg("--password-stdin");
+    }
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    if let Some(password) = password {
+        writeln!(stdin, "{password}").unwrap();
+    }
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out = String::from_utf8(output.stdout).unwrap();
+    out.lines()
+        .find_map(|line| line.strip_prefix("one-time password: "))
+        .map_or_else(|| password.unwrap_or_default().to_owned(), str::to_owned)
+}
+
+fn audit_kinds(genkan: &Genkan) -> Vec<String> {
+    let output = Command::new(GENKAN)
+        .args(["audit", "--config"])
+        .arg(genkan.dir.0.join("genkan.toml"))
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+fn add_group(genkan: &Genkan, name: &str) {
+    let output = Command::new(GENKAN)
+        .args(["group", "add", name, "--config"])
+        .arg(genkan.dir.0.join("genkan.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+async fn guarded() -> (Genkan, Iis6) {
+    let iis = Iis6::start().await;
+    let extra = format!(
+        "[identity]\nmax_failed_logins = 3\n\
+         [[route]]\nname = \"legacy\"\npath = \"/\"\nupstream = \"http://{}\"\nidentity_headers = true\n\
+         [[policy.rule]]\nname = \"staff\"\n[policy.rule.allow]\ngroup = [\"staff\", \"contractor\"]\n\
+         [[policy.rule]]\nname = \"contractors-not-in-secret\"\n[policy.rule.deny]\ngroup = \"contractor\"\npath = \"/secret\"\n",
+        iis.addr
+    );
+    let genkan = Genkan::start(&extra).await;
+    add_group(&genkan, "staff");
+    (genkan, iis)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_requests_are_sent_to_sign_in_and_never_reach_the_app() {
+    let (genkan, iis) = guarded().await;
+    let mut browser = Browser::new(&genkan);
+    let page = browser.send("GET", "/echo?x=1", None).await;
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        page.headers()["location"],
+        "/_genkan/login?next=/echo%3Fx%3D1"
+    );
+    let api = genkan
+        .send(
+            request("POST", "/echo")
+                .body(Full::new(Bytes::from_static(b"x=1")))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
+    let error: serde_json::Value = serde_json::from_slice(api.body()).unwrap();
+    assert_eq!(error["error"]["code"], "GK-AUTH-001");
+    // Forged and malformed sessions are no sessions.
+    browser
+        .cookies
+        .insert("__Host-genkan_session".into(), "0".repeat(64));
+    assert_eq!(
+        browser.send("GET", "/echo", None).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    browser.cookies.insert(
+        "__Host-genkan_session".into(),
+        "\"; DROP TABLE sessions; --".into(),
+    );
+    assert_eq!(
+        browser.send("GET", "/echo", None).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(iis.count(), 0);
+    genkan.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_in_users_reach_the_app_with_trusted_identity_headers() {
+    let (genkan, iis) = guarded().await;
+    add_user(&genkan, "suzuki", &["staff"], Some(PASSWORD));
+    let mut browser = Browser::new(&genkan);
+    let signed_in = browser.sign_in("suzuki", PASSWORD).await;
+    assert_eq!(
+        signed_in.status(),
+        StatusCode::SEE_OTHER,
+        "{:?}",
+        signed_in.body()
+    );
+    assert_eq!(signed_in.headers()["location"], "/echo");
+    assert!(browser.cookies.contains_key("__Host-genkan_session"));
+
+    browser.cookies.insert("x".into(), "y".into());
+    let page = browser.send("GET", "/echo", None).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let seen = iis.last();
+    assert_eq!(seen.header("x-genkan-user").as_deref(), Some("suzuki"));
+    assert_eq!(seen.header("x-genkan-groups").as_deref(), Some("staff"));
+
+    // A client cannot pretend to be someone else to the app.
+    let forged = request("GET", "/echo")
+        .header(
+            "cookie",
+            format!(
+                "__Host-genkan_session={}",
+                browser.cookies["__Host-genkan_session"]
+            ),
+        )
+        .header("x-genkan-user", "admin")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(genkan.send(forged).await.status(), StatusCode::OK);
+    assert_eq!(
+        iis.last().header("x-genkan-user").as_deref(),
+        Some("suzuki")
+    );
+
+    let log = genkan.access_log();
+    let logged = eventually(Duration::from_secs(5), || {
+        std::fs::read_to_string(&log).is_ok_and(|text| {
+            text.lines()
+                .any(|line| line.starts_with("127.0.0.1 - suzuki ["))
+        })
+    })
+    .await;
+    assert!(logged, "the access log does not name the user");
+    genkan.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_name_the_deciding_rule_and_are_audited() {
+    let (genkan, iis) = guarded().await;
+    add_user(&genkan, "yamada", &["contractor"], Some(PASSWORD));
+    add_user(&genkan, "sato", &["agent"], Some(PASSWORD));
+    let mut contractor = Browser::new(&genkan);
+    contractor.sign_in("yamada", PASSWORD).await;
+    assert_eq!(
+        contractor.send("GET", "/echo", None).await.status(),
+        StatusCode::OK
+    );
+    let before = iis.count();
+    let refused = contractor.send("GET", "/secret/report", None).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let page = String::from_utf8_lossy(refused.body()).into_owned();
+    assert!(page.contains("contractors-not-in-secret"), "{page}");
+    assert!(
+        !page.contains("staff"),
+        "the refusal leaks other rules: {page}"
+    );
+    assert_eq!(iis.count(), before);
+
+    // Signed in, but no rule allows agents here.
+    let mut agent = Browser::new(&genkan);
+    agent.sign_in("sato", PASSWORD).await;
+    let refused = agent.send("GET", "/echo", None).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(String::from_utf8_lossy(refused.body()).contains("no rule allows this request"));
+    let kinds = audit_kinds(&genkan);
+    assert_eq!(
+        kinds.iter().filter(|kind| *kind == "access_denied").count(),
+        2,
+        "{kinds:?}"
+    );
+    genkan.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_without_their_csrf_value_are_refused() {
+    let (genkan, _iis) = guarded().await;
+    add_user(&genkan, "suzuki", &["staff"], Some(PASSWORD));
+    let mut browser = Browser::new(&genkan);
+    browser.send("GET", "/_genkan/login", None).await;
+    let form = format!(
+        "csrf=forged&user=suzuki&password={}",
+        PASSWORD.replace(' ', "+")
+    );
+    let refused = browser.send("POST", "/_genkan/login", Some(&form)).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(!browser.cookies.contains_key("__Host-genkan_session"));
+
+    browser.sign_in("suzuki", PASSWORD).await;
+    assert!(browser.cookies.contains_key("__Host-genkan_session"));
+    let refused = browser
+        .send("POST", "/_genkan/logout", Some("csrf=forged"))
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        browser.send("GET", "/echo", None).await.status(),
+        StatusCode::OK,
+        "a forged logout ended the session"
+    );
+
+    let landing = browser.send("GET", "/_genkan/account", None).await;
+    let csrf = Browser::csrf(&landing);
+    let out = browser
+        .send("POST", "/_genkan/logout", Some(&format!("csrf={csrf}")))
+        .await;
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        browser.send("GET", "/echo", None).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    genkan.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_failures_lock_the_account_with_the_same_answer_as_a_wrong_password() {
+    let (genkan, _iis) = guarded().await;
+    add_user(&genkan, "suzuki", &["staff"], Some(PASSWORD));
+    let mut browser = Browser::new(&genkan);
+    let unknown = browser.sign_in("nobody", PASSWORD).await;
+    let wrong = browser.sign_in("suzuki", "not the password at all").await;
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let message = |page: &http::Response<Bytes>| {
+        let text = String::from_utf8_lossy(page.body()).into_owned();
+        text.split("role=\"alert\">")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(message(&unknown), message(&wrong));
+    // Overlong input is an ordinary failure, not an error.
+    let long = browser
+        .sign_in(&"u".repeat(5000), &"p".repeat(20_000))
+        .await;
+    assert_eq!(long.status(), StatusCode::UNAUTHORIZED);
+
+    browser.sign_in("suzuki", "wrong again, twice").await;
+    browser.sign_in("suzuki", "and a third time").await;
+    let locked = browser.sign_in("suzuki", PASSWORD).await;
+    assert_eq!(
+        locked.status(),
+        StatusCode::UNAUTHORIZED,
+        "the right password got through a lockout"
+    );
+    assert_eq!(message(&locked), message(&wrong));
+    let kinds = audit_kinds(&genkan);
+    assert!(kinds.contains(&"lockout".to_owned()), "{kinds:?}");
+    assert!(!kinds.contains(&"login".to_owned()), "{kinds:?}");
+    genkan.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_password_must_be_changed_before_anything_else() {
+    let (genkan, _iis) = guarded().await;
+    let one_time = add_user(&genkan, "tanaka", &["staff"], None);
+    let mut browser = Browser::new(&genkan);
+    let signed_in = browser.sign_in("tanaka", &one_time).await;
+    assert_eq!(signed_in.headers()["location"], "/_genkan/password");
+    assert_eq!(
+        browser.send("GET", "/echo", None).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let form_page = browser.send("GET", "/_genkan/password", None).await;
+    let csrf = Browser::csrf(&form_page);
+    let new = "a brand new passphrase";
+    let form = format!(
+        "csrf={csrf}&current={one_time}&new={0}&again={0}",
+        new.replace(' ', "+")
+    );
+    let changed = browser.send("POST", "/_genkan/password", Some(&form)).await;
+    assert_eq!(
+        changed.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        String::from_utf8_lossy(changed.body())
+    );
+    assert_eq!(
+        browser.send("GET", "/echo", None).await.status(),
+        StatusCode::OK
+    );
+    let mut again = Browser::new(&genkan);
+    assert_eq!(
+        again.sign_in("tanaka", &one_time).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        again.sign_in("tanaka", new).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    genkan.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_expire() {
+    let iis = Iis6::start().await;
+    let extra = format!(
+        "[identity]\nsession_idle_timeout = \"2s\"\n[[route]]\nname = \"legacy\"\npath = \"/\"\nupstream = \"http://{}\"\n\
+         [[policy.rule]]\nname = \"signed-in\"\n[policy.rule.allow]\nauthenticated = true\n",
+        iis.addr
+    );
+    let genkan = Genkan::start(&extra).await;
+    add_user(&genkan, "suzuki", &["agent"], Some(PASSWORD));
+    let mut browser = Browser::new(&genkan);
+    browser.sign_in("suzuki", PASSWORD).await;
+    assert_eq!(
+        browser.send("GET", "/echo", None).await.status(),
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        browser.send("GET", "/echo", None).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    genkan.shutdown().await;
+}
