@@ -208,9 +208,7 @@ mod tests {
 
     #[test]
     fn browsers_are_sent_to_sign_in_and_programs_get_401() {
-        let uri: Uri = "/fmi/iwp?x=1&y=日本"
-            .parse()
-            .unwrap_or_else(|_| "/fmi/iwp?x=1".parse().unwrap());
+        let uri: Uri = "/fmi/iwp?x=1&y=%E6%97%A5".parse().unwrap();
         let mut headers = HeaderMap::new();
         headers.insert(
             header::ACCEPT,
@@ -220,7 +218,7 @@ mod tests {
         assert_eq!(browser.status(), StatusCode::SEE_OTHER);
         assert_eq!(
             browser.headers()["location"],
-            "/_genkan/login?next=/fmi/iwp%3Fx%3D1"
+            "/_genkan/login?next=/fmi/iwp%3Fx%3D1%26y%3D%25E6%2597%25A5"
         );
         let program = sign_in_response(&Method::POST, &uri, &HeaderMap::new());
         assert_eq!(program.status(), StatusCode::UNAUTHORIZED);

@@ -54,6 +54,11 @@ pub enum UserCommand {
         /// Login name.
         name: String,
     },
+    /// Remove a user's authenticator app (a lost phone); they enrol again at next sign-in.
+    ResetTotp {
+        /// Login name.
+        name: String,
+    },
     /// List users with their groups.
     List,
 }
@@ -185,10 +190,22 @@ pub fn user(location: &Location, command: &UserCommand) -> Result<String> {
                 if disable { "disabled" } else { "enabled" }
             ))
         }
+        UserCommand::ResetTotp { name } => {
+            database.clear_totp(name)?;
+            database.delete_sessions_of(name)?;
+            audit(&database, "totp_reset", name, String::new())?;
+            Ok(format!(
+                "removed the authenticator app of {name}; their sessions are ended\n"
+            ))
+        }
         UserCommand::List => {
             let mut out = String::new();
             for user in database.users()? {
-                let state = if user.disabled { " (disabled)" } else { "" };
+                let state = match (user.disabled, user.totp_enrolled) {
+                    (true, _) => " (disabled)",
+                    (false, true) => " (app)",
+                    (false, false) => "",
+                };
                 out.push_str(&format!(
                     "{}{state}\t{}\n",
                     user.name,

@@ -11,6 +11,8 @@
 
 mod limiter;
 pub mod pages;
+pub mod second_factor;
+pub mod totp;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -34,7 +36,12 @@ pub const LOGIN_CSRF_COOKIE: &str = "__Host-genkan_login_csrf";
 fn is_public(path: &str) -> bool {
     matches!(
         path,
-        "/_genkan/login" | "/_genkan/health" | "/_genkan/password" | "/_genkan/logout"
+        "/_genkan/login"
+            | "/_genkan/login/code"
+            | "/_genkan/health"
+            | "/_genkan/password"
+            | "/_genkan/logout"
+            | "/_genkan/totp"
     ) || path.starts_with("/_genkan/static/")
 }
 
@@ -53,6 +60,8 @@ pub struct Auth {
     settings: ArcSwap<IdentitySettings>,
     policy: ArcSwap<policy::Policy>,
     limiter: Mutex<Limiter>,
+    /// Sign-ins that passed the password and wait for their one-time code, by token.
+    pending: Mutex<std::collections::BTreeMap<String, second_factor::PendingLogin>>,
     /// A hash to check passwords of unknown users against, so that their answer takes as long.
     decoy_hash: String,
 }
@@ -75,6 +84,7 @@ impl Auth {
             settings: ArcSwap::from_pointee(settings),
             policy: ArcSwap::new(policy),
             limiter: Mutex::new(Limiter::default()),
+            pending: Mutex::new(std::collections::BTreeMap::new()),
             decoy_hash: crate::identity::hash_password(&crate::identity::generate_password()?)?,
         })
     }
@@ -155,6 +165,15 @@ impl Auth {
         Some(Session { token_hash, row })
     }
 
+    /// Whether the user belongs to a group that requires a one-time-password app and has none.
+    pub fn needs_totp(&self, row: &SessionRow) -> bool {
+        !row.totp_enrolled
+            && row
+                .groups
+                .iter()
+                .any(|group| self.settings.load().totp_required_groups.contains(group))
+    }
+
     fn judge_at(&self, knock: &Knock<'_>, now: jiff::Timestamp) -> Verdict {
         let session = self.session(knock.headers);
         let (user, groups) = match &session {
@@ -165,11 +184,10 @@ impl Auth {
         if is_public(path) {
             return Verdict::Pass { user, groups };
         }
-        if session
-            .as_ref()
-            .is_some_and(|session| session.row.must_change_password)
-        {
-            // The sign-in page sends such a user on to change their password.
+        if session.as_ref().is_some_and(|session| {
+            session.row.must_change_password || self.needs_totp(&session.row)
+        }) {
+            // The sign-in page sends such a user on to change their password or enrol an app.
             return Verdict::SignIn;
         }
         let method = knock.method.as_str();

@@ -58,6 +58,8 @@ pub struct IdentitySettings {
     pub lockout: Duration,
     /// How long audit events are kept.
     pub audit_retention: Duration,
+    /// Groups whose members must use a one-time-password app.
+    pub totp_required_groups: Vec<String>,
 }
 
 fn identity_settings(file: &IdentityFile) -> Result<IdentitySettings, ConfigError> {
@@ -103,6 +105,10 @@ fn identity_settings(file: &IdentityFile) -> Result<IdentitySettings, ConfigErro
             &file.audit_retention,
             400 * 86400,
         )?,
+        totp_required_groups: file
+            .totp_required_groups
+            .clone()
+            .unwrap_or_else(|| vec!["admin".to_owned()]),
     })
 }
 

@@ -138,6 +138,14 @@ pub fn router(auth: Arc<Auth>) -> Router {
             get(auth::pages::password_form).post(auth::pages::change_password),
         )
         .route("/_genkan/logout", axum::routing::post(auth::pages::logout))
+        .route(
+            "/_genkan/login/code",
+            axum::routing::post(auth::second_factor::finish),
+        )
+        .route(
+            "/_genkan/totp",
+            get(auth::second_factor::enrol_form).post(auth::second_factor::enrol),
+        )
         .fallback(not_found)
         .with_state(auth)
 }

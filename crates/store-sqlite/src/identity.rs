@@ -17,6 +17,8 @@ pub struct UserRow {
     pub disabled: bool,
     /// The password was set by someone else and must be changed at next sign-in.
     pub must_change_password: bool,
+    /// A one-time-password app is enrolled.
+    pub totp_enrolled: bool,
     /// Groups, by name, sorted.
     pub groups: Vec<String>,
 }
@@ -140,7 +142,7 @@ impl Database {
         let row = self
             .connection
             .query_row(
-                "SELECT name, password_hash, disabled, must_change_password FROM users WHERE name = ?1",
+                "SELECT name, password_hash, disabled, must_change_password, totp_secret IS NOT NULL FROM users WHERE name = ?1",
                 [name],
                 |row| {
                     Ok(UserRow {
@@ -148,6 +150,7 @@ impl Database {
                         password_hash: row.get(1)?,
                         disabled: row.get(2)?,
                         must_change_password: row.get(3)?,
+                        totp_enrolled: row.get(4)?,
                         groups: Vec::new(),
                     })
                 },

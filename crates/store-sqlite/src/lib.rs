@@ -14,9 +14,11 @@ use rusqlite::{Connection, OpenFlags};
 
 mod identity;
 mod sessions;
+mod totp;
 
 pub use identity::{AuditEvent, GroupRow, UserRow};
 pub use sessions::SessionRow;
+pub use totp::TotpState;
 
 /// The migrations, in order. The position in this list is the schema version it produces.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -32,6 +34,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_sessions",
         include_str!("../migrations/0003_sessions.sql"),
     ),
+    ("0004_totp", include_str!("../migrations/0004_totp.sql")),
 ];
 
 /// Everything that can go wrong opening or migrating the database.

@@ -15,6 +15,8 @@ pub struct SessionRow {
     pub user_disabled: bool,
     /// Whether the user must choose a new password before anything else.
     pub must_change_password: bool,
+    /// Whether the user has a one-time-password app enrolled.
+    pub totp_enrolled: bool,
     /// Token that forms of this session must echo.
     pub csrf_token: String,
     /// When the session began (RFC 3339 UTC).
@@ -54,16 +56,18 @@ impl Database {
             .connection
             .prepare_cached(
                 "SELECT u.name, u.disabled, u.must_change_password, s.csrf_token, s.created_at, s.last_seen_at, \
+                 u.totp_secret IS NOT NULL, \
                  (SELECT group_concat(name, ',') FROM (SELECT g.name AS name FROM groups g JOIN memberships m ON m.group_id = g.id \
                    WHERE m.user_id = u.id ORDER BY g.name)) \
                  FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1",
             )?
             .query_row([token_hash], |row| {
-                let groups: Option<String> = row.get(6)?;
+                let groups: Option<String> = row.get(7)?;
                 Ok(SessionRow {
                     user: row.get(0)?,
                     user_disabled: row.get(1)?,
                     must_change_password: row.get(2)?,
+                    totp_enrolled: row.get(6)?,
                     csrf_token: row.get(3)?,
                     created_at: row.get(4)?,
                     last_seen_at: row.get(5)?,

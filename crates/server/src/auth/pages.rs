@@ -22,7 +22,7 @@ use crate::pages::{Lang, page};
 /// Who is asking, as the gateway's gate saw it.
 pub type Caller = Extension<gateway::gate::Identity>;
 
-struct Words {
+pub(super) struct Words {
     sign_in: &'static str,
     user: &'static str,
     password: &'static str,
@@ -39,7 +39,7 @@ struct Words {
     expired_form: &'static str,
 }
 
-fn words(lang: Lang) -> Words {
+pub(super) fn words(lang: Lang) -> Words {
     match lang {
         Lang::Ja => Words {
             sign_in: "サインイン",
@@ -79,7 +79,7 @@ fn words(lang: Lang) -> Words {
 use gateway::gate::html_escape as escape;
 
 /// Where to go after signing in: only paths on this site, never another origin.
-fn safe_next(next: Option<&str>) -> String {
+pub(super) fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(next)
             if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") =>
@@ -90,7 +90,7 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-fn cookie_header(name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
+pub(super) fn cookie_header(name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
     let age = max_age.map_or_else(String::new, |seconds| format!("; Max-Age={seconds}"));
     HeaderValue::from_str(&format!(
         "{name}={value}; Path=/; Secure; HttpOnly; SameSite=Lax{age}"
@@ -113,6 +113,8 @@ pub async fn login_form(
     if let Some(session) = auth.session(&headers) {
         let target = if session.row.must_change_password {
             "/_genkan/password".to_owned()
+        } else if auth.needs_totp(&session.row) {
+            "/_genkan/totp".to_owned()
         } else {
             safe_next(query.next.as_deref())
         };
@@ -279,9 +281,39 @@ pub async fn login(
             StatusCode::UNAUTHORIZED,
         );
     }
+    if stored.as_ref().is_some_and(|row| row.totp_enrolled) {
+        // The password was right; the one-time code decides. Failures there count as well.
+        return super::second_factor::start(
+            &auth,
+            &headers,
+            &user,
+            form.next.as_deref(),
+            &form.csrf,
+        );
+    }
     if let Ok(mut limiter) = auth.limiter.lock() {
         limiter.clear(&user_key);
     }
+    let must_change = stored.is_some_and(|row| row.must_change_password);
+    finish_login(
+        &auth,
+        &headers,
+        &user,
+        &source,
+        must_change,
+        form.next.as_deref(),
+    )
+}
+
+/// Starts a session for a user who has proved who they are, and sends them on.
+pub(super) fn finish_login(
+    auth: &Auth,
+    headers: &HeaderMap,
+    user: &str,
+    source: &str,
+    must_change: bool,
+    next: Option<&str>,
+) -> Response {
     let (Ok(token), Ok(csrf)) = (random_token(), random_token()) else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
@@ -293,10 +325,10 @@ pub async fn login(
     let created = auth.database().and_then(|db| {
         Ok(db.create_session(
             &sha256_hex(token.as_bytes()),
-            &user,
+            user,
             &csrf,
             &crate::clock::utc_now_text(),
-            &source,
+            source,
             &user_agent,
         )?)
     });
@@ -306,18 +338,17 @@ pub async fn login(
     }
     auth.audit(
         "login",
-        Some(&user),
-        Some(&source),
-        Some(&user),
+        Some(user),
+        Some(source),
+        Some(user),
         "ok",
         None,
         "",
     );
-    let must_change = stored.is_some_and(|row| row.must_change_password);
     let target = if must_change {
         "/_genkan/password".to_owned()
     } else {
-        safe_next(form.next.as_deref())
+        safe_next(next)
     };
     let mut response = Redirect::to(&target).into_response();
     let headers = response.headers_mut();

@@ -148,6 +148,8 @@ pub struct IdentityFile {
     pub lockout: Option<String>,
     /// How long audit events are kept. Default `"400d"`.
     pub audit_retention: Option<String>,
+    /// Members of these groups must use a one-time-password app. Default `["admin"]`.
+    pub totp_required_groups: Option<Vec<String>>,
 }
 
 /// `[[route]]`

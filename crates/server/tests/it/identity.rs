@@ -447,3 +447,129 @@ async fn idle_sessions_expire() {
     );
     genkan.shutdown().await;
 }
+
+fn unix_now() -> u64 {
+    // The test plays the authenticator app, which reads the wall clock too.
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::SystemTime::now();
+    now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn administrators_must_enrol_an_authenticator_and_codes_work_once() {
+    let (genkan, _iis) = guarded().await;
+    add_user(&genkan, "kanri", &["admin", "staff"], Some(PASSWORD));
+    let mut browser = Browser::new(&genkan);
+    browser.sign_in("kanri", PASSWORD).await;
+    // Signed in by password, but nothing opens before an app is enrolled.
+    let sent = browser.send("GET", "/echo", None).await;
+    assert_eq!(sent.status(), StatusCode::SEE_OTHER);
+    let to_login = browser
+        .send("GET", sent.headers()["location"].to_str().unwrap(), None)
+        .await;
+    assert_eq!(to_login.headers()["location"], "/_genkan/totp");
+    let enrol = browser.send("GET", "/_genkan/totp", None).await;
+    let text = String::from_utf8_lossy(enrol.body()).into_owned();
+    assert!(text.contains("<svg"), "no QR code");
+    let secret: String = text
+        .split("id=\"totp-secret\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .replace(' ', "");
+    let csrf = Browser::csrf(&enrol);
+    let wrong = browser
+        .send(
+            "POST",
+            "/_genkan/totp",
+            Some(&format!("csrf={csrf}&code=000000")),
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+    let code = server::auth::totp::code_at(&secret, unix_now()).unwrap();
+    let enrolled = browser
+        .send(
+            "POST",
+            "/_genkan/totp",
+            Some(&format!("csrf={csrf}&code={code}")),
+        )
+        .await;
+    assert_eq!(enrolled.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        browser.send("GET", "/echo", None).await.status(),
+        StatusCode::OK
+    );
+
+    // Next sign-in: password, then a code. The code of the next time step is accepted once.
+    let mut second = Browser::new(&genkan);
+    let asked = second.sign_in("kanri", PASSWORD).await;
+    assert_eq!(asked.status(), StatusCode::OK);
+    assert!(
+        !second.cookies.contains_key("__Host-genkan_session"),
+        "a session before the code"
+    );
+    let page_text = String::from_utf8_lossy(asked.body()).into_owned();
+    let pending = page_text
+        .split("name=\"pending\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let csrf = Browser::csrf(&asked);
+    let refused = second
+        .send(
+            "POST",
+            "/_genkan/login/code",
+            Some(&format!("csrf={csrf}&pending={pending}&code=123456")),
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let next_code = server::auth::totp::code_at(&secret, unix_now() + 30).unwrap();
+    let accepted = second
+        .send(
+            "POST",
+            "/_genkan/login/code",
+            Some(&format!("csrf={csrf}&pending={pending}&code={next_code}")),
+        )
+        .await;
+    assert_eq!(
+        accepted.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        String::from_utf8_lossy(accepted.body())
+    );
+    assert_eq!(
+        second.send("GET", "/echo", None).await.status(),
+        StatusCode::OK
+    );
+
+    let mut replay = Browser::new(&genkan);
+    let asked = replay.sign_in("kanri", PASSWORD).await;
+    let page_text = String::from_utf8_lossy(asked.body()).into_owned();
+    let pending = page_text
+        .split("name=\"pending\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let csrf = Browser::csrf(&asked);
+    let replayed = replay
+        .send(
+            "POST",
+            "/_genkan/login/code",
+            Some(&format!("csrf={csrf}&pending={pending}&code={next_code}")),
+        )
+        .await;
+    assert_eq!(
+        replayed.status(),
+        StatusCode::UNAUTHORIZED,
+        "a code was accepted twice"
+    );
+    genkan.shutdown().await;
+}
