@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
 //!
-//! - `cargo xtask ci`: formatting check, clippy with warnings denied, and every test.
+//! - `cargo xtask ci`: formatting check, clippy with warnings denied, every Rust test, then the
+//!   end-to-end tests in headless Chromium (`tests/browser`, node:test + playwright-core).
 //!   `scripts/test` (the README's test command, and `.ci/run`) calls this after installing
 //!   the outside tools the tests drive.
 //!
@@ -43,17 +44,33 @@ fn ci() -> Result<()> {
         "warnings",
     ])?;
     cargo(&["test", "--workspace", "--locked"])?;
-    Ok(())
+    browser_tests()
+}
+
+/// The end-to-end tests in Debian's Chromium (`tests/browser`), against the genkan binary
+/// `cargo test` just built.
+fn browser_tests() -> Result<()> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser");
+    run(Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(&dir))?;
+    run(Command::new("node")
+        .args(["--test", "--test-concurrency=1"])
+        .current_dir(&dir))
 }
 
 fn cargo(args: &[&str]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
-        .args(args)
+    run(Command::new(cargo).args(args))
+}
+
+fn run(command: &mut Command) -> Result<()> {
+    let shown = format!("{command:?}");
+    let status = command
         .status()
-        .with_context(|| format!("cannot run {cargo}"))?;
+        .with_context(|| format!("cannot run {shown}"))?;
     if !status.success() {
-        bail!("cargo {} failed", args.join(" "));
+        bail!("{shown} failed");
     }
     Ok(())
 }

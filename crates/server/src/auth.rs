@@ -158,8 +158,10 @@ impl Auth {
             let _ = database.delete_session(&token_hash);
             return None;
         }
-        // Writing on every request would make reads wait on writes; a minute's precision is enough.
-        if idle.as_secs() >= 60 {
+        // Writing on every request would make reads wait on writes; a quarter of the idle
+        // timeout (at most a minute) is precision enough.
+        let touch_after = (settings.session_idle_timeout / 4).min(Duration::from_secs(60));
+        if idle.unsigned_abs() >= touch_after {
             let _ = database.touch_session(&token_hash, &clock::utc_now_text());
         }
         Some(Session { token_hash, row })

@@ -94,6 +94,8 @@ struct Text {
     sign_out: &'static str,
     sign_out_everywhere: &'static str,
     change_password: &'static str,
+    account: &'static str,
+    authenticator: &'static str,
 }
 
 fn text(lang: Lang) -> Text {
@@ -108,6 +110,8 @@ fn text(lang: Lang) -> Text {
             sign_out: "サインアウト",
             sign_out_everywhere: "すべての端末でサインアウト",
             change_password: "パスワードを変更",
+            account: "アカウント",
+            authenticator: "認証アプリを登録し直す",
         },
         Lang::En => Text {
             title: "genkan",
@@ -119,6 +123,8 @@ fn text(lang: Lang) -> Text {
             sign_out: "Sign out",
             sign_out_everywhere: "Sign out on every device",
             change_password: "Change password",
+            account: "Account",
+            authenticator: "Set up the authenticator app again",
         },
     }
 }
@@ -127,7 +133,7 @@ fn text(lang: Lang) -> Text {
 pub fn router(auth: Arc<Auth>) -> Router {
     Router::new()
         .route("/", get(landing))
-        .route("/_genkan/account", get(landing))
+        .route("/_genkan/account", get(account))
         .route("/_genkan/health", get(health))
         .route(
             "/_genkan/login",
@@ -150,6 +156,48 @@ pub fn router(auth: Arc<Auth>) -> Router {
         .with_state(auth)
 }
 
+/// Who is signed in, with the forms to sign out; empty for nobody.
+fn signed_in_block(
+    auth: &Auth,
+    identity: Option<Extension<Identity>>,
+    headers: &HeaderMap,
+    text: &Text,
+) -> String {
+    let signed_in = identity.and_then(|Extension(identity)| identity.user);
+    let (Some(user), Some(session)) = (signed_in, auth.session(headers)) else {
+        return String::new();
+    };
+    let csrf = html_escape(&session.row.csrf_token);
+    format!(
+        "<p>{}: <strong id=\"user\">{}</strong></p>\
+<form method=\"post\" action=\"/_genkan/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<button type=\"submit\">{}</button> <button type=\"submit\" name=\"everywhere\" value=\"1\">{}</button></form>\
+<p><a href=\"/_genkan/password\">{}</a> · <a href=\"/_genkan/totp\">{}</a></p>",
+        text.signed_in_as,
+        html_escape(&user),
+        text.sign_out,
+        text.sign_out_everywhere,
+        text.change_password,
+        text.authenticator,
+    )
+}
+
+/// The signed-in person's own page: who they are, sign out, change password, authenticator app.
+async fn account(
+    State(auth): State<Arc<Auth>>,
+    identity: Option<Extension<Identity>>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = Lang::from_headers(&headers);
+    let text = text(lang);
+    let body = format!(
+        "<h1>{}</h1>{}",
+        text.account,
+        signed_in_block(&auth, identity, &headers, &text)
+    );
+    page(lang, StatusCode::OK, text.account, &body)
+}
+
 async fn landing(
     State(auth): State<Arc<Auth>>,
     identity: Option<Extension<Identity>>,
@@ -157,22 +205,12 @@ async fn landing(
 ) -> Response {
     let lang = Lang::from_headers(&headers);
     let text = text(lang);
-    let mut body = format!("<h1>{}</h1><p>{}</p>", text.running, text.explain);
-    let signed_in = identity.and_then(|Extension(identity)| identity.user);
-    if let (Some(user), Some(session)) = (signed_in, auth.session(&headers)) {
-        let csrf = html_escape(&session.row.csrf_token);
-        body.push_str(&format!(
-            "<p>{}: <strong id=\"user\">{}</strong></p>\
-<form method=\"post\" action=\"/_genkan/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-<button type=\"submit\">{}</button> <button type=\"submit\" name=\"everywhere\" value=\"1\">{}</button></form>\
-<p><a href=\"/_genkan/password\">{}</a></p>",
-            text.signed_in_as,
-            html_escape(&user),
-            text.sign_out,
-            text.sign_out_everywhere,
-            text.change_password,
-        ));
-    }
+    let body = format!(
+        "<h1>{}</h1><p>{}</p>{}",
+        text.running,
+        text.explain,
+        signed_in_block(&auth, identity, &headers, &text)
+    );
     page(lang, StatusCode::OK, text.title, &body)
 }
 
