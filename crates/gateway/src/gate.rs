@@ -42,6 +42,8 @@ pub enum Verdict {
         user: Option<String>,
         /// The user's groups.
         groups: Vec<String>,
+        /// Which files may cross the gateway for this person.
+        exchange: FileExchange,
     },
     /// Nobody is signed in and the request needs someone.
     SignIn,
@@ -54,10 +56,57 @@ pub enum Verdict {
     },
 }
 
+/// Whether files may be sent to apps (uploads) and received from them (attachments): the seed's
+/// "file exchange per group", enforced at the gateway so it holds for legacy apps too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileExchange {
+    /// File uploads (`multipart/form-data` or `application/octet-stream` bodies) may pass.
+    pub upload: bool,
+    /// Responses sent as attachments (`Content-Disposition: attachment`) may pass.
+    pub download: bool,
+}
+
+impl FileExchange {
+    /// Both directions open.
+    pub const OPEN: Self = Self {
+        upload: true,
+        download: true,
+    };
+}
+
 /// Decides whether a request may proceed. Implemented by the server.
 pub trait Gatekeeper: Send + Sync {
     /// Judges one request. Must be quick: it runs on every request.
     fn judge(&self, knock: &Knock<'_>) -> Verdict;
+
+    /// Told when the gateway refused a file in either direction, for the audit trail.
+    fn file_refused(&self, _identity: &Identity, _path: &str, _direction: &'static str) {}
+}
+
+/// Whether a request carries a file upload.
+pub fn is_upload(method: &Method, headers: &HeaderMap) -> bool {
+    let carries_body = matches!(*method, Method::POST | Method::PUT | Method::PATCH);
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    carries_body
+        && (content_type.starts_with("multipart/form-data")
+            || content_type.starts_with("application/octet-stream"))
+}
+
+/// Whether a response hands the browser a file to save.
+pub fn is_attachment(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_DISPOSITION)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("attachment")
+        })
 }
 
 /// Who a request that passed the gate is from; put in the request's extensions for genkan's
@@ -81,6 +130,7 @@ impl Gatekeeper for OpenGate {
         Verdict::Pass {
             user: None,
             groups: Vec::new(),
+            exchange: FileExchange::OPEN,
         }
     }
 }
@@ -237,6 +287,34 @@ mod tests {
             &["contractor".to_owned(), "staff".to_owned()],
         );
         assert_eq!(headers["x-genkan-groups"], "contractor,staff");
+    }
+
+    #[test]
+    fn uploads_and_attachments_are_recognised() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("multipart/form-data; boundary=x"),
+        );
+        assert!(is_upload(&Method::POST, &headers));
+        assert!(!is_upload(&Method::GET, &headers));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        assert!(!is_upload(&Method::POST, &headers));
+        let mut response = HeaderMap::new();
+        assert!(!is_attachment(&response));
+        response.insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("Attachment; filename=\"顧客.csv\""),
+        );
+        assert!(is_attachment(&response));
+        response.insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("inline"),
+        );
+        assert!(!is_attachment(&response));
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub mod tls;
 
 pub use access_log::{AccessLog, AccessLogFormat};
 pub use error::Error;
-pub use gate::{Gatekeeper, Knock, OpenGate, Verdict};
+pub use gate::{FileExchange, Gatekeeper, Knock, OpenGate, Verdict};
 pub use listener::{Clock, FrontDoor, LocalApp, RESERVED_PREFIX};
 pub use settings::{Limits, Settings};
 

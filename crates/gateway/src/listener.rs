@@ -22,9 +22,10 @@ use tower_http::compression::CompressionLayer;
 use crate::access_log::{Entry, LoggedBody};
 use crate::compress::{ByAttachedPolicy, CompressionPolicy, settle_unsized_body};
 use crate::gate::{
-    Gatekeeper, Identity, Knock, Verdict, refusal_response, set_identity_headers, sign_in_response,
-    strip_identity_headers,
+    Gatekeeper, Identity, Knock, Verdict, is_attachment, is_upload, refusal_response,
+    set_identity_headers, sign_in_response, strip_identity_headers,
 };
+use crate::headers::HeaderPolicy;
 use crate::idle::IdleTimeout;
 use crate::proxy::{ClientSide, UpstreamClient, forward, upstream_client};
 use crate::route::{Route, host_without_port, select};
@@ -350,12 +351,19 @@ impl FrontDoor {
             headers: request.headers(),
             route: route.map(|route| route.name.as_str()),
         });
-        let identity = match verdict {
-            Verdict::Pass { user, groups } => Identity {
+        let (identity, exchange) = match verdict {
+            Verdict::Pass {
                 user,
                 groups,
-                source: peer.ip().to_canonical(),
-            },
+                exchange,
+            } => (
+                Identity {
+                    user,
+                    groups,
+                    source: peer.ip().to_canonical(),
+                },
+                exchange,
+            ),
             Verdict::SignIn => {
                 let mut response =
                     sign_in_response(request.method(), request.uri(), request.headers());
@@ -373,6 +381,11 @@ impl FrontDoor {
 
         let mut response = match (index, route) {
             (Some(index), Some(route)) => {
+                if !exchange.upload && is_upload(request.method(), request.headers()) {
+                    self.gate
+                        .file_refused(&identity, request.uri().path(), "upload");
+                    return self.file_refusal(request.headers(), header_policy, "upload");
+                }
                 if route.identity_headers {
                     set_identity_headers(
                         request.headers_mut(),
@@ -380,8 +393,18 @@ impl FrontDoor {
                         &identity.groups,
                     );
                 }
-                self.proxy(&active, index, route, request, peer, public_host)
-                    .await
+                let path = request.uri().path().to_owned();
+                let request_headers = (!exchange.download).then(|| request.headers().clone());
+                let response = self
+                    .proxy(&active, index, route, request, peer, public_host)
+                    .await;
+                match request_headers {
+                    Some(request_headers) if is_attachment(response.headers()) => {
+                        self.gate.file_refused(&identity, &path, "download");
+                        return self.file_refusal(&request_headers, header_policy, "download");
+                    }
+                    _ => response,
+                }
             }
             _ => {
                 request.extensions_mut().insert(identity);
@@ -396,6 +419,19 @@ impl FrontDoor {
         if let Some(user) = remote_user {
             response.extensions_mut().insert(RemoteUser(user));
         }
+        response
+    }
+
+    /// The refusal for a file the person's groups may not move through the gateway.
+    fn file_refusal(
+        &self,
+        request_headers: &http::HeaderMap,
+        header_policy: &HeaderPolicy,
+        direction: &str,
+    ) -> Response<Body> {
+        let reason = format!("your groups may not {direction} files through genkan");
+        let mut response = refusal_response(request_headers, Some("file-exchange"), &reason);
+        header_policy.apply(response.headers_mut());
         response
     }
 

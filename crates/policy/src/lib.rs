@@ -276,6 +276,12 @@ impl Policy {
             .collect()
     }
 
+    /// Whether the policy grants capabilities per group at all. Without a `capabilities` table,
+    /// capabilities are not restricted.
+    pub fn restricts_capabilities(&self) -> bool {
+        !self.capabilities.is_empty()
+    }
+
     /// Capabilities granted to someone in `groups`.
     pub fn capabilities(&self, groups: &[String]) -> BTreeSet<Capability> {
         groups

@@ -167,6 +167,49 @@ impl Auth {
         Some(Session { token_hash, row })
     }
 
+    /// Deletes audit events older than the retention and sessions past their idle timeout or
+    /// lifetime. Run at start and every hour.
+    pub fn housekeeping(&self, now: jiff::Timestamp) {
+        let settings = self.settings.load();
+        let before = |span: Duration| {
+            let then =
+                now - jiff::SignedDuration::try_from(span).unwrap_or(jiff::SignedDuration::MAX);
+            then.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+        };
+        let outcome = self.database().and_then(|database| {
+            let events = database.prune_audit(&before(settings.audit_retention))?;
+            let sessions = database.prune_sessions(
+                &before(settings.session_idle_timeout),
+                &before(settings.session_lifetime),
+            )?;
+            Ok((events, sessions))
+        });
+        match outcome {
+            Ok((events, sessions)) if events + sessions > 0 => {
+                tracing::info!(
+                    events,
+                    sessions,
+                    "removed expired audit events and sessions"
+                );
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!("housekeeping failed: {error:#}"),
+        }
+    }
+
+    /// Which files may cross the gateway for members of `groups`.
+    fn file_exchange(&self, groups: &[String]) -> gateway::FileExchange {
+        let policy = self.policy.load();
+        if !policy.restricts_capabilities() {
+            return gateway::FileExchange::OPEN;
+        }
+        let granted = policy.capabilities(groups);
+        gateway::FileExchange {
+            upload: granted.contains(&policy::Capability::Upload),
+            download: granted.contains(&policy::Capability::Download),
+        }
+    }
+
     /// Whether the user belongs to a group that requires a one-time-password app and has none.
     pub fn needs_totp(&self, row: &SessionRow) -> bool {
         !row.totp_enrolled
@@ -184,7 +227,12 @@ impl Auth {
         };
         let path = knock.uri.path();
         if is_public(path) {
-            return Verdict::Pass { user, groups };
+            let exchange = self.file_exchange(&groups);
+            return Verdict::Pass {
+                user,
+                groups,
+                exchange,
+            };
         }
         if session.as_ref().is_some_and(|session| {
             session.row.must_change_password || self.needs_totp(&session.row)
@@ -204,7 +252,12 @@ impl Auth {
             now,
         });
         if decision.allowed() {
-            return Verdict::Pass { user, groups };
+            let exchange = self.file_exchange(&groups);
+            return Verdict::Pass {
+                user,
+                groups,
+                exchange,
+            };
         }
         if user.is_none() {
             return Verdict::SignIn;
@@ -229,6 +282,24 @@ impl Auth {
 impl Gatekeeper for Auth {
     fn judge(&self, knock: &Knock<'_>) -> Verdict {
         self.judge_at(knock, clock::timestamp_now())
+    }
+
+    fn file_refused(
+        &self,
+        identity: &gateway::gate::Identity,
+        path: &str,
+        direction: &'static str,
+    ) {
+        let source = identity.source.to_string();
+        self.audit(
+            "file_refused",
+            identity.user.as_deref(),
+            Some(&source),
+            Some(path),
+            "denied",
+            Some("file-exchange"),
+            direction,
+        );
     }
 }
 

@@ -94,15 +94,20 @@ pub async fn start(config: Config) -> Result<Running> {
         clock::local_now,
     );
 
+    auth.housekeeping(clock::timestamp_now());
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = vec![tokio::spawn(
         Arc::clone(&door).serve_https(https, shutdown_rx.clone()),
     )];
     if let Some(http) = http {
         tasks.push(tokio::spawn(
-            Arc::clone(&door).serve_redirect(http, shutdown_rx),
+            Arc::clone(&door).serve_redirect(http, shutdown_rx.clone()),
         ));
     }
+    tasks.push(tokio::spawn(hourly_housekeeping(
+        Arc::clone(&auth),
+        shutdown_rx,
+    )));
     tracing::info!(%https_addr, ?http_addr, data_dir = %data.root().display(), "genkan started");
     Ok(Running {
         https_addr,
@@ -223,6 +228,21 @@ pub fn open_database(data: &DataDir) -> Result<store_sqlite::Database> {
         .with_context(|| format!("cannot open the database {}", data.database().display()))?;
     datadir::restrict_to_owner(&data.database())?;
     Ok(database)
+}
+
+/// Prunes old audit events and sessions every hour until shutdown.
+async fn hourly_housekeeping(auth: Arc<auth::Auth>, mut shutdown: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(3600));
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                let auth = Arc::clone(&auth);
+                let _ = tokio::task::spawn_blocking(move || auth.housekeeping(clock::timestamp_now())).await;
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 /// genkan's own pages as the gateway's fallback service.

@@ -379,6 +379,18 @@ async fn repeated_failures_lock_the_account_with_the_same_answer_as_a_wrong_pass
     assert_eq!(message(&locked), message(&wrong));
     let kinds = audit_kinds(&genkan);
     assert!(kinds.contains(&"lockout".to_owned()), "{kinds:?}");
+    let output = Command::new(GENKAN)
+        .args(["audit", "--config"])
+        .arg(genkan.dir.0.join("genkan.toml"))
+        .output()
+        .unwrap();
+    let audit = String::from_utf8_lossy(&output.stdout);
+    for secret in [PASSWORD, "not the password at all", "wrong again, twice"] {
+        assert!(
+            !audit.contains(secret),
+            "a password reached the audit trail"
+        );
+    }
     assert!(!kinds.contains(&"login".to_owned()), "{kinds:?}");
     genkan.shutdown().await;
 }
@@ -570,6 +582,65 @@ async fn administrators_must_enrol_an_authenticator_and_codes_work_once() {
         replayed.status(),
         StatusCode::UNAUTHORIZED,
         "a code was accepted twice"
+    );
+    genkan.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_exchange_follows_group_capabilities_for_legacy_apps_too() {
+    let iis = Iis6::start().await;
+    let extra = format!(
+        "[[route]]\nname = \"legacy\"\npath = \"/\"\nupstream = \"http://{}\"\n\
+         [policy.capabilities]\nstaff = [\"upload\", \"download\"]\ncontractor = []\n\
+         [[policy.rule]]\nname = \"signed-in\"\n[policy.rule.allow]\nauthenticated = true\n",
+        iis.addr
+    );
+    let genkan = Genkan::start(&extra).await;
+    add_group(&genkan, "staff");
+    add_user(&genkan, "suzuki", &["staff"], Some(PASSWORD));
+    add_user(&genkan, "yamada", &["contractor"], Some(PASSWORD));
+    let upload = |browser: &Browser<'_>| {
+        let jar: Vec<String> = browser
+            .cookies
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        request("POST", "/echo")
+            .header("cookie", jar.join("; "))
+            .header("content-type", "multipart/form-data; boundary=b")
+            .body(Full::new(Bytes::from_static(b"--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.txt\"\r\n\r\nhi\r\n--b--\r\n")))
+            .unwrap()
+    };
+
+    let mut staff = Browser::new(&genkan);
+    staff.sign_in("suzuki", PASSWORD).await;
+    assert_eq!(genkan.send(upload(&staff)).await.status(), StatusCode::OK);
+    let report = staff.send("GET", "/report.csv", None).await;
+    assert_eq!(report.status(), StatusCode::OK);
+    assert_eq!(&report.body()[..], b"id,name\n1,Suzuki\n");
+
+    let mut contractor = Browser::new(&genkan);
+    contractor.sign_in("yamada", PASSWORD).await;
+    let before = iis.count();
+    let refused = genkan.send(upload(&contractor)).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(iis.count(), before, "a refused upload reached the app");
+    let refused = contractor.send("GET", "/report.csv", None).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(
+        !String::from_utf8_lossy(refused.body()).contains("Suzuki"),
+        "the file leaked"
+    );
+    assert_eq!(
+        contractor.send("GET", "/echo", None).await.status(),
+        StatusCode::OK,
+        "ordinary pages still open"
+    );
+    let kinds = audit_kinds(&genkan);
+    assert_eq!(
+        kinds.iter().filter(|kind| *kind == "file_refused").count(),
+        2,
+        "{kinds:?}"
     );
     genkan.shutdown().await;
 }

@@ -165,6 +165,17 @@ async fn serve(
             .await
         }
         "/image.png" => respond(&mut stream, "200 OK", "image/png", &page(PAGE_LEN), &[]).await,
+        "/report.csv" => {
+            let disposition = "Content-Disposition: attachment; filename=\"customers.csv\"";
+            respond(
+                &mut stream,
+                "200 OK",
+                "text/csv",
+                b"id,name\n1,Suzuki\n",
+                &[disposition],
+            )
+            .await
+        }
         "/tiny.html" => respond(&mut stream, "200 OK", "text/html", b"<p>tiny</p>", &[]).await,
         "/slow" => {
             tokio::time::sleep(Duration::from_secs(3)).await;
