@@ -103,7 +103,22 @@ test("an administrator enrols an authenticator app and signs in with a code", as
   await again.fill('input[name="code"]', totpCode(secret, Date.now() / 1000 + 30));
   await Promise.all([again.waitForURL(/\/app\//), again.click('button[type="submit"]')]);
   assert.equal(await again.textContent("#who"), "kanri");
+
+  // The administrator adds a user in the admin pages and hands over the one-time password.
+  await again.goto(`${genkan.origin}/_genkan/admin`);
+  await again.fill('form[action="/_genkan/admin/users"] input[name="name"]', "sato");
+  await again.fill('form[action="/_genkan/admin/users"] input[name="groups"]', "staff");
+  await Promise.all([again.waitForLoadState("load"), again.click('form[action="/_genkan/admin/users"] button')]);
+  const oneTime = await again.textContent("#one-time-password");
+  assert.equal(oneTime.length, 20);
+  await again.screenshot({ path: join(shotsDir, "admin.png"), fullPage: true });
   await again.context().close();
+
+  const newcomer = await newPage();
+  await newcomer.goto(`${genkan.origin}/app/`);
+  await signIn(newcomer, "sato", oneTime);
+  assert.equal(new URL(newcomer.url()).pathname, "/_genkan/password");
+  await newcomer.context().close();
 });
 
 test("three wrong passwords lock the account, even against the right one", async () => {

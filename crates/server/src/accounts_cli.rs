@@ -7,12 +7,12 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
-use store_sqlite::{AuditEvent, Database};
+use anyhow::{Context, Result};
+use store_sqlite::Database;
 
+use crate::accounts::{Accounts, Actor};
 use crate::config::Config;
 use crate::datadir::DataDir;
-use crate::identity::{check_name, check_password, generate_password, hash_password};
 
 /// Where the data directory comes from.
 #[derive(Debug, clap::Args)]
@@ -97,176 +97,123 @@ fn open(location: &Location) -> Result<Database> {
     crate::open_database(&data)
 }
 
-fn now() -> String {
-    crate::clock::utc_now_text()
-}
-
-fn audit(database: &Database, kind: &str, subject: &str, detail: String) -> Result<()> {
-    database.record_audit(&AuditEvent {
-        at: now(),
-        kind: kind.into(),
-        actor: Some("cli".into()),
-        source: None,
-        subject: Some(subject.into()),
-        outcome: "ok".into(),
-        rule: None,
-        detail,
-    })?;
-    Ok(())
-}
-
-/// A password from standard input (first line), or a generated one that must be changed.
-fn new_password(from_stdin: bool) -> Result<(String, bool)> {
+/// A password from standard input (first line), or `None` to have one generated.
+fn password_from_stdin(from_stdin: bool) -> Result<Option<String>> {
     if !from_stdin {
-        return Ok((generate_password()?, true));
+        return Ok(None);
     }
     let mut text = String::new();
     std::io::stdin()
         .take(crate::identity::MAX_PASSWORD_LEN as u64 + 2)
         .read_to_string(&mut text)
         .context("cannot read the password from standard input")?;
-    let password = text.lines().next().unwrap_or("").to_owned();
-    check_password(&password)?;
-    Ok((password, false))
+    Ok(Some(text.lines().next().unwrap_or("").to_owned()))
+}
+
+fn cli() -> Actor {
+    Actor {
+        name: "cli".into(),
+        source: None,
+    }
 }
 
 /// Runs a user command and returns what to print.
 pub fn user(location: &Location, command: &UserCommand) -> Result<String> {
     let mut database = open(location)?;
-    match command {
+    if let UserCommand::List = command {
+        let mut out = String::new();
+        for user in database.users()? {
+            let state = match (user.disabled, user.totp_enrolled) {
+                (true, _) => " (disabled)",
+                (false, true) => " (app)",
+                (false, false) => "",
+            };
+            out.push_str(&format!(
+                "{}{state}\t{}\n",
+                user.name,
+                user.groups.join(",")
+            ));
+        }
+        return Ok(out);
+    }
+    let mut accounts = Accounts::new(&mut database, cli());
+    Ok(match command {
         UserCommand::Add {
             name,
             groups,
             password_stdin,
         } => {
-            check_name("user", name)?;
-            let (password, generated) = new_password(*password_stdin)?;
-            database.add_user(name, &hash_password(&password)?, generated, groups, &now())?;
-            audit(
-                &database,
-                "user_added",
+            match accounts.add_user(
                 name,
-                format!("groups: {}", groups.join(",")),
-            )?;
-            Ok(if generated {
-                format!(
+                groups,
+                password_from_stdin(*password_stdin)?.as_deref(),
+            )? {
+                Some(password) => format!(
                     "added {name}\none-time password: {password}\n(shown only now; it must be changed at first sign-in)\n"
-                )
-            } else {
-                format!("added {name}\n")
-            })
+                ),
+                None => format!("added {name}\n"),
+            }
         }
         UserCommand::Passwd {
             name,
             password_stdin,
         } => {
-            let (password, generated) = new_password(*password_stdin)?;
-            database.set_password(name, &hash_password(&password)?, generated, &now())?;
-            audit(&database, "password_set", name, String::new())?;
-            Ok(if generated {
-                format!("new one-time password for {name}: {password}\n")
-            } else {
-                format!("password changed for {name}\n")
-            })
-        }
-        UserCommand::Disable { name } | UserCommand::Enable { name } => {
-            let disable = matches!(command, UserCommand::Disable { .. });
-            if disable && is_last_enabled_admin(&database, name)? {
-                bail!("{name} is the last enabled administrator; make another first");
+            match accounts.set_password(name, password_from_stdin(*password_stdin)?.as_deref())? {
+                Some(password) => format!("new one-time password for {name}: {password}\n"),
+                None => format!("password changed for {name}\n"),
             }
-            database.set_disabled(name, disable, &now())?;
-            audit(
-                &database,
-                if disable {
-                    "user_disabled"
-                } else {
-                    "user_enabled"
-                },
-                name,
-                String::new(),
-            )?;
-            Ok(format!(
-                "{} {name}\n",
-                if disable { "disabled" } else { "enabled" }
-            ))
+        }
+        UserCommand::Disable { name } => {
+            accounts.set_disabled(name, true)?;
+            format!("disabled {name}\n")
+        }
+        UserCommand::Enable { name } => {
+            accounts.set_disabled(name, false)?;
+            format!("enabled {name}\n")
         }
         UserCommand::ResetTotp { name } => {
-            database.clear_totp(name)?;
-            database.delete_sessions_of(name)?;
-            audit(&database, "totp_reset", name, String::new())?;
-            Ok(format!(
-                "removed the authenticator app of {name}; their sessions are ended\n"
-            ))
+            accounts.reset_totp(name)?;
+            format!("removed the authenticator app of {name}; their sessions are ended\n")
         }
-        UserCommand::List => {
-            let mut out = String::new();
-            for user in database.users()? {
-                let state = match (user.disabled, user.totp_enrolled) {
-                    (true, _) => " (disabled)",
-                    (false, true) => " (app)",
-                    (false, false) => "",
-                };
-                out.push_str(&format!(
-                    "{}{state}\t{}\n",
-                    user.name,
-                    user.groups.join(",")
-                ));
-            }
-            Ok(out)
-        }
-    }
-}
-
-fn is_last_enabled_admin(database: &Database, name: &str) -> Result<bool> {
-    let admins: Vec<_> = database
-        .users()?
-        .into_iter()
-        .filter(|user| !user.disabled && user.groups.iter().any(|group| group == "admin"))
-        .collect();
-    Ok(admins.len() == 1 && admins[0].name.eq_ignore_ascii_case(name))
+        UserCommand::List => String::new(),
+    })
 }
 
 /// Runs a group command and returns what to print.
 pub fn group(location: &Location, command: &GroupCommand) -> Result<String> {
-    let database = open(location)?;
-    match command {
+    let mut database = open(location)?;
+    if let GroupCommand::List = command {
+        let mut out = String::new();
+        for group in database.groups()? {
+            out.push_str(&format!(
+                "{}\t{}\t{}\n",
+                group.name,
+                group.members.join(","),
+                group.description
+            ));
+        }
+        return Ok(out);
+    }
+    let mut accounts = Accounts::new(&mut database, cli());
+    Ok(match command {
         GroupCommand::Add { name, description } => {
-            check_name("group", name)?;
-            database.add_group(name, description, &now())?;
-            audit(&database, "group_added", name, String::new())?;
-            Ok(format!("added group {name}\n"))
+            accounts.add_group(name, description)?;
+            format!("added group {name}\n")
         }
         GroupCommand::Member {
             group,
             user,
             remove,
         } => {
+            accounts.set_member(group, user, !remove)?;
             if *remove {
-                if group == "admin" && is_last_enabled_admin(&database, user)? {
-                    bail!("{user} is the last enabled administrator; make another first");
-                }
-                database.remove_member(group, user)?;
-                audit(&database, "member_removed", user, format!("group: {group}"))?;
-                Ok(format!("{user} is no longer in {group}\n"))
+                format!("{user} is no longer in {group}\n")
             } else {
-                database.add_member(group, user)?;
-                audit(&database, "member_added", user, format!("group: {group}"))?;
-                Ok(format!("{user} is in {group}\n"))
+                format!("{user} is in {group}\n")
             }
         }
-        GroupCommand::List => {
-            let mut out = String::new();
-            for group in database.groups()? {
-                out.push_str(&format!(
-                    "{}\t{}\t{}\n",
-                    group.name,
-                    group.members.join(","),
-                    group.description
-                ));
-            }
-            Ok(out)
-        }
-    }
+        GroupCommand::List => String::new(),
+    })
 }
 
 /// `genkan audit`: events since a time, as JSON lines.

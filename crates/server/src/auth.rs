@@ -95,7 +95,8 @@ impl Auth {
         self.policy.store(policy);
     }
 
-    fn database(&self) -> Result<MutexGuard<'_, Database>> {
+    /// The database, for the sign-in and administration pages. Held briefly: every request waits on it.
+    pub fn database(&self) -> Result<MutexGuard<'_, Database>> {
         self.database
             .lock()
             .map_err(|_| anyhow!("the database lock was poisoned"))

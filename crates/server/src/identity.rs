@@ -7,7 +7,7 @@
 
 use anyhow::{Context, Result, anyhow};
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
-use store_sqlite::{AuditEvent, Database};
+use store_sqlite::Database;
 
 /// Longest accepted password; argon2 takes any length, but a megabyte "password" is an attack.
 pub const MAX_PASSWORD_LEN: usize = 256;
@@ -85,26 +85,17 @@ pub fn check_password(password: &str) -> Result<()> {
 
 /// On a database with no users, makes `admin` (group admin) with a generated password that
 /// must be changed at first sign-in, and returns that password for the caller to show once.
-pub fn bootstrap_admin(database: &mut Database, now: &str) -> Result<Option<String>> {
+pub fn bootstrap_admin(database: &mut Database) -> Result<Option<String>> {
     if database.user_count()? > 0 {
         return Ok(None);
     }
-    let password = generate_password()?;
-    let hash = hash_password(&password)?;
-    database
-        .add_user("admin", &hash, true, &["admin".to_owned()], now)
-        .context("cannot create the first administrator")?;
-    database.record_audit(&AuditEvent {
-        at: now.to_owned(),
-        kind: "user_added".into(),
-        actor: Some("genkan".into()),
+    let actor = crate::accounts::Actor {
+        name: "genkan".into(),
         source: None,
-        subject: Some("admin".into()),
-        outcome: "ok".into(),
-        rule: None,
-        detail: "first administrator, made on first start".into(),
-    })?;
-    Ok(Some(password))
+    };
+    crate::accounts::Accounts::new(database, actor)
+        .add_user("admin", &["admin".to_owned()], None)
+        .context("cannot create the first administrator")
 }
 
 #[cfg(test)]

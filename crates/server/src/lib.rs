@@ -8,7 +8,9 @@
 //! What it is not: a home for business rules. Routing, TLS policy and logging formats live in
 //! `gateway`; storage in `store-sqlite`.
 
+pub mod accounts;
 pub mod accounts_cli;
+pub mod admin;
 pub mod auth;
 pub mod clock;
 pub mod config;
@@ -56,7 +58,7 @@ pub struct Running {
 pub async fn start(config: Config) -> Result<Running> {
     let data = DataDir::prepare(&config.data_dir)?;
     let mut database = open_database(&data)?;
-    let initial_admin_password = identity::bootstrap_admin(&mut database, &clock::utc_now_text())?;
+    let initial_admin_password = identity::bootstrap_admin(&mut database)?;
     let (certified, made_self_signed) = load_certificate(&config, &data)?;
     let certs = Arc::new(CertStore::new(certified));
     let tls = gateway::tls::server_config(Arc::clone(&certs), config.session_cache_entries)?;

@@ -148,6 +148,23 @@ pub fn router(auth: Arc<Auth>) -> Router {
             "/_genkan/login/code",
             axum::routing::post(auth::second_factor::finish),
         )
+        .route("/_genkan/admin", get(crate::admin::overview))
+        .route(
+            "/_genkan/admin/users",
+            axum::routing::post(crate::admin::add_user),
+        )
+        .route(
+            "/_genkan/admin/user",
+            axum::routing::post(crate::admin::user_action),
+        )
+        .route(
+            "/_genkan/admin/groups",
+            axum::routing::post(crate::admin::add_group),
+        )
+        .route(
+            "/_genkan/admin/members",
+            axum::routing::post(crate::admin::membership),
+        )
         .route(
             "/_genkan/totp",
             get(auth::second_factor::enrol_form).post(auth::second_factor::enrol),
@@ -245,7 +262,10 @@ pub fn page(lang: Lang, status: StatusCode, title: &str, body: &str) -> Response
 <style>body{{font-family:system-ui,\"Hiragino Sans\",\"Yu Gothic UI\",sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}}\
 h1{{font-size:1.4rem}}p{{line-height:1.7}}header{{font-weight:600;letter-spacing:.1em;color:#7a4b2a;margin-bottom:2rem}}\
 form label{{display:block;margin:.8rem 0}}form input:not([type=hidden]){{display:block;width:100%;max-width:22rem;padding:.45rem;font-size:1rem;margin-top:.25rem;box-sizing:border-box}}\
-button{{padding:.5rem 1.2rem;font-size:1rem;margin-top:.5rem}}.error{{color:#a40000;background:#fbeaea;padding:.5rem .8rem;border-radius:4px}}</style>\
+button{{padding:.5rem 1.2rem;font-size:1rem;margin-top:.5rem}}.notice{{background:#eef6ee;padding:.5rem .8rem;border-radius:4px}}\
+table{{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}}th,td{{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left;vertical-align:top}}\
+td.actions button{{padding:.2rem .5rem;font-size:.85rem;margin:0 .2rem .2rem 0}}form.inline label{{display:inline-block;margin-right:.8rem}}\
+.error{{color:#a40000;background:#fbeaea;padding:.5rem .8rem;border-radius:4px}}</style>\
 </head><body><header>玄関 genkan</header>{body}</body></html>\n",
         lang = lang.code(),
         title = html_escape(title),

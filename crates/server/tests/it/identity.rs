@@ -291,6 +291,12 @@ async fn refusals_name_the_deciding_rule_and_are_audited() {
     // Signed in, but no rule allows agents here.
     let mut agent = Browser::new(&genkan);
     agent.sign_in("sato", PASSWORD).await;
+    let not_admin = contractor.send("GET", "/_genkan/admin", None).await;
+    assert_eq!(
+        not_admin.status(),
+        StatusCode::FORBIDDEN,
+        "a contractor opened the admin pages"
+    );
     let refused = agent.send("GET", "/echo", None).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert!(String::from_utf8_lossy(refused.body()).contains("no rule allows this request"));
