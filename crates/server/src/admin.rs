@@ -98,31 +98,32 @@ fn words(lang: Lang) -> Words {
     }
 }
 
-/// The session of an administrator, or the response refusing everyone else.
+/// The session of an administrator; `None` for everyone else.
 fn administrator(
     auth: &Auth,
     headers: &HeaderMap,
     identity: Option<&Identity>,
-) -> Result<(Session, Actor), Response> {
-    let lang = Lang::from_headers(headers);
+) -> Option<(Session, Actor)> {
     let session = auth
         .session(headers)
-        .filter(|session| session.row.groups.iter().any(|group| group == "admin"));
-    match session {
-        Some(session) => {
-            let actor = Actor {
-                name: session.row.user.clone(),
-                source: identity.map(|identity| identity.source.to_string()),
-            };
-            Ok((session, actor))
-        }
-        None => Err(page(
-            lang,
-            StatusCode::FORBIDDEN,
-            words(lang).title,
-            &format!("<p>{}</p>", words(lang).only_admins),
-        )),
-    }
+        .filter(|session| session.row.groups.iter().any(|group| group == "admin"))?;
+    let actor = Actor {
+        name: session.row.user.clone(),
+        source: identity.map(|identity| identity.source.to_string()),
+    };
+    Some((session, actor))
+}
+
+/// The answer to anyone who is not an administrator.
+fn not_admin(headers: &HeaderMap) -> Response {
+    let lang = Lang::from_headers(headers);
+    let w = words(lang);
+    page(
+        lang,
+        StatusCode::FORBIDDEN,
+        w.title,
+        &format!("<p>{}</p>", w.only_admins),
+    )
 }
 
 /// GET /_genkan/admin
@@ -133,8 +134,8 @@ pub async fn overview(
 ) -> Response {
     let identity = identity.map(|Extension(identity)| identity);
     match administrator(&auth, &headers, identity.as_ref()) {
-        Ok((session, _)) => render(&auth, &headers, &session, None, StatusCode::OK),
-        Err(refusal) => refusal,
+        Some((session, _)) => render(&auth, &headers, &session, None, StatusCode::OK),
+        None => not_admin(&headers),
     }
 }
 
@@ -247,9 +248,8 @@ async fn change<F>(
 where
     F: FnOnce(&mut Accounts<'_>) -> anyhow::Result<Option<String>> + Send + 'static,
 {
-    let (session, actor) = match administrator(&auth, &headers, identity.as_ref()) {
-        Ok(found) => found,
-        Err(refusal) => return refusal,
+    let Some((session, actor)) = administrator(&auth, &headers, identity.as_ref()) else {
+        return not_admin(&headers);
     };
     if !constant_time_eq(session.row.csrf_token.as_bytes(), csrf.as_bytes()) {
         return gateway::gate::json_error(
