@@ -254,6 +254,16 @@ async fn not_found(headers: HeaderMap) -> Response {
     )
 }
 
+/// An error message for the top of a form, or nothing.
+pub fn alert(message: Option<&str>) -> String {
+    message.map_or_else(String::new, |text| {
+        format!(
+            "<p class=\"error\" role=\"alert\">{}</p>",
+            html_escape(text)
+        )
+    })
+}
+
 /// A page in genkan's look: `body` is trusted HTML, `title` is escaped.
 pub fn page(lang: Lang, status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(

@@ -134,9 +134,7 @@ fn login_page(
     let Ok(csrf) = random_token() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    let message = message.map_or_else(String::new, |text| {
-        format!("<p class=\"error\" role=\"alert\">{}</p>", escape(text))
-    });
+    let message = crate::pages::alert(message);
     let body = format!(
         "<h1>{title}</h1>{message}<form method=\"post\" action=\"/_genkan/login\">\
 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"next\" value=\"{next}\">\
@@ -379,9 +377,7 @@ fn password_page(
 ) -> Response {
     let lang = Lang::from_headers(headers);
     let w = words(lang);
-    let message = message.map_or_else(String::new, |text| {
-        format!("<p class=\"error\" role=\"alert\">{}</p>", escape(text))
-    });
+    let message = crate::pages::alert(message);
     let body = format!(
         "<h1>{title}</h1><p>{hint}</p>{message}<form method=\"post\" action=\"/_genkan/password\">\
 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\

@@ -75,9 +75,7 @@ fn code_page(
 ) -> Response {
     let lang = Lang::from_headers(headers);
     let w = words(lang);
-    let message = message.map_or_else(String::new, |text| {
-        format!("<p class=\"error\" role=\"alert\">{}</p>", escape(text))
-    });
+    let message = crate::pages::alert(message);
     let body = format!(
         "<h1>{title}</h1><p>{hint}</p>{message}<form method=\"post\" action=\"/_genkan/login/code\">\
 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"pending\" value=\"{pending}\">\
@@ -255,9 +253,7 @@ fn enrol_page(
     let Ok(svg) = totp::qr_svg(&totp::otpauth_url("genkan", user, secret)) else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    let message = message.map_or_else(String::new, |text| {
-        format!("<p class=\"error\" role=\"alert\">{}</p>", escape(text))
-    });
+    let message = crate::pages::alert(message);
     let grouped: Vec<String> = secret
         .as_bytes()
         .chunks(4)

@@ -74,14 +74,23 @@ impl<'a> Browser<'a> {
         response
     }
 
-    /// The hidden `csrf` value of the last form page.
-    fn csrf(page: &http::Response<Bytes>) -> String {
+    /// The value of a hidden form field of a page.
+    fn field(page: &http::Response<Bytes>, name: &str) -> String {
         let text = String::from_utf8_lossy(page.body());
-        let Some(at) = text.find("name=\"csrf\" value=\"") else {
-            panic!("no csrf field in a {} page: {text}", page.status());
+        let marker = format!("name=\"{name}\" value=\"");
+        let Some(at) = text.find(&marker) else {
+            panic!("no {name} field in a {} page: {text}", page.status());
         };
-        let start = at + "name=\"csrf\" value=\"".len();
-        text[start..].split('"').next().unwrap().to_owned()
+        text[at + marker.len()..]
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The hidden `csrf` value of a form page.
+    fn csrf(page: &http::Response<Bytes>) -> String {
+        Self::field(page, "csrf")
     }
 
     async fn sign_in(&mut self, user: &str, password: &str) -> http::Response<Bytes> {
@@ -528,15 +537,7 @@ async fn administrators_must_enrol_an_authenticator_and_codes_work_once() {
         !second.cookies.contains_key("__Host-genkan_session"),
         "a session before the code"
     );
-    let page_text = String::from_utf8_lossy(asked.body()).into_owned();
-    let pending = page_text
-        .split("name=\"pending\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let pending = Browser::field(&asked, "pending");
     let csrf = Browser::csrf(&asked);
     let refused = second
         .send(
@@ -567,15 +568,7 @@ async fn administrators_must_enrol_an_authenticator_and_codes_work_once() {
 
     let mut replay = Browser::new(&genkan);
     let asked = replay.sign_in("kanri", PASSWORD).await;
-    let page_text = String::from_utf8_lossy(asked.body()).into_owned();
-    let pending = page_text
-        .split("name=\"pending\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let pending = Browser::field(&asked, "pending");
     let csrf = Browser::csrf(&asked);
     let replayed = replay
         .send(
