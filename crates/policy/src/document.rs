@@ -373,3 +373,33 @@ fn network(text: &str) -> Result<IpNet, String> {
         .map(|network| network.trunc())
         .map_err(|_| format!("`{text}` is not an address or CIDR block such as \"203.0.113.0/24\""))
 }
+
+impl PolicyDocument {
+    /// This document followed by `stored` (the rules kept in the database and edited in the
+    /// admin pages): rules in order, holidays together, capabilities of `stored` replacing those
+    /// of the same group. The time zone is this document's; `stored` may not set another.
+    pub fn merged(&self, stored: &Self) -> Result<Self, Error> {
+        if stored
+            .time_zone
+            .as_ref()
+            .is_some_and(|zone| Some(zone) != self.time_zone.as_ref())
+        {
+            return Err(Error {
+                location: "stored policy.time_zone".into(),
+                problem:
+                    "the time zone is set in the config file; remove it from the stored policy"
+                        .into(),
+            });
+        }
+        let mut merged = self.clone();
+        merged.holidays.extend(stored.holidays.iter().cloned());
+        merged.capabilities.extend(
+            stored
+                .capabilities
+                .iter()
+                .map(|(group, names)| (group.clone(), names.clone())),
+        );
+        merged.rules.extend(stored.rules.iter().cloned());
+        Ok(merged)
+    }
+}

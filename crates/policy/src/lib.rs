@@ -639,6 +639,42 @@ weekdays = "fri-mon"
     }
 
     #[test]
+    fn stored_rules_follow_the_config_rules() {
+        let config: PolicyDocument = toml::from_str(CONTRACTOR_POLICY).unwrap();
+        let stored: PolicyDocument = toml::from_str(
+            "holidays = [\"2027-01-11\"]\n[capabilities]\nstaff = []\n[[rule]]\nname = \"temps\"\n[rule.allow]\ngroup = \"temp\"\n",
+        )
+        .unwrap();
+        let merged = config.merged(&stored).unwrap();
+        let names: Vec<_> = merged
+            .rules
+            .iter()
+            .filter_map(|rule| rule.name.as_deref())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "admins-anywhere",
+                "contractors-weekday-office-hours",
+                "no-deletes-except-admins",
+                "temps"
+            ]
+        );
+        assert_eq!(merged.holidays.len(), 2);
+        assert_eq!(merged.capabilities["staff"], Vec::<String>::new());
+        let clash: PolicyDocument = toml::from_str("time_zone = \"UTC\"").unwrap();
+        assert_eq!(
+            config.merged(&clash).unwrap_err().location,
+            "stored policy.time_zone"
+        );
+        let duplicate: PolicyDocument =
+            toml::from_str("[[rule]]\nname = \"admins-anywhere\"\n[rule.allow]\neveryone = true\n")
+                .unwrap();
+        let merged = config.merged(&duplicate).unwrap();
+        assert!(Policy::compile(&merged, &|name| jiff::tz::TimeZone::get(name).ok()).is_err());
+    }
+
+    #[test]
     fn an_empty_policy_denies() {
         let decision = Policy::deny_all().decide(&Request {
             user: Some("admin"),

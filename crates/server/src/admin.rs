@@ -205,7 +205,7 @@ fn render(
         .map(|group| format!("<option>{}</option>", escape(&group.name)))
         .collect();
     let body = format!(
-        "<h1>{title}</h1>{message}\
+        "<h1>{title}</h1>{message}<p><a href=\"/_genkan/admin/policy\">{policy}</a></p>\
 <h2>{users_title}</h2><table><thead><tr><th>{name}</th><th>{member_of}</th><th>{state}</th><th></th></tr></thead><tbody>{rows}</tbody></table>\
 <h3>{add_user}</h3><form method=\"post\" action=\"/_genkan/admin/users\" class=\"inline\">{hidden}\
 <label>{name}<input name=\"name\" maxlength=\"64\" required></label>\
@@ -219,6 +219,7 @@ fn render(
 <label>{groups_title}<select name=\"group\">{group_options}</select></label>\
 <button name=\"action\" value=\"add\">{put_in}</button> <button name=\"action\" value=\"remove\">{take_out}</button></form>",
         title = w.title,
+        policy = policy_words(lang).title,
         users_title = w.users,
         groups_title = w.groups,
         name = w.name,
@@ -422,4 +423,128 @@ pub async fn membership(
         move |accounts| accounts.set_member(&group, &user, add).map(|()| None),
     )
     .await
+}
+
+struct PolicyWords {
+    title: &'static str,
+    hint: &'static str,
+    save: &'static str,
+    saved: &'static str,
+    in_force: &'static str,
+}
+
+fn policy_words(lang: Lang) -> PolicyWords {
+    match lang {
+        Lang::Ja => PolicyWords {
+            title: "アクセス規則",
+            hint: "設定ファイルの [policy] と同じ書き方で規則を追加できます（[[rule]]、holidays、[capabilities]）。設定ファイルの規則のあとに評価されます。保存前に検査され、誤りがあれば規則名と項目を示します。",
+            save: "検査して保存",
+            saved: "保存しました。次のリクエストから適用されます。",
+            in_force: "適用中の規則の数",
+        },
+        Lang::En => PolicyWords {
+            title: "Access rules",
+            hint: "Add rules written as under [policy] in the config file ([[rule]], holidays, [capabilities]). They are evaluated after the config file's rules. They are checked before saving; a mistake is reported with the rule and field.",
+            save: "Check and save",
+            saved: "Saved. The rules apply from the next request.",
+            in_force: "Rules in force",
+        },
+    }
+}
+
+fn policy_page(
+    auth: &Auth,
+    headers: &HeaderMap,
+    session: &Session,
+    text: &str,
+    message: Option<(bool, String)>,
+    status: StatusCode,
+) -> Response {
+    let lang = Lang::from_headers(headers);
+    let w = policy_words(lang);
+    let message = message.map_or_else(String::new, |(ok, text)| {
+        let class = if ok { "notice" } else { "error" };
+        format!("<p class=\"{class}\" role=\"status\">{}</p>", escape(&text))
+    });
+    let body = format!(
+        "<h1>{title}</h1><p>{hint}</p>{message}<p>{in_force}: <strong id=\"rule-count\">{count}</strong></p>\
+<form method=\"post\" action=\"/_genkan/admin/policy\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<textarea name=\"toml\" rows=\"18\" spellcheck=\"false\" style=\"width:100%;font-family:monospace\">{text}</textarea>\
+<button type=\"submit\">{save}</button></form><p><a href=\"/_genkan/admin\">← {admin}</a></p>",
+        title = w.title,
+        hint = w.hint,
+        in_force = w.in_force,
+        count = auth.policy().len(),
+        csrf = escape(&session.row.csrf_token),
+        text = escape(text),
+        save = w.save,
+        admin = words(lang).title,
+    );
+    page(lang, status, w.title, &body)
+}
+
+/// GET /_genkan/admin/policy
+pub async fn policy_form(
+    State(auth): State<Arc<Auth>>,
+    identity: Option<Extension<Identity>>,
+    headers: HeaderMap,
+) -> Response {
+    let identity = identity.map(|Extension(identity)| identity);
+    let Some((session, _)) = administrator(&auth, &headers, identity.as_ref()) else {
+        return not_admin(&headers);
+    };
+    match auth.stored_policy() {
+        Ok(text) => policy_page(&auth, &headers, &session, &text, None, StatusCode::OK),
+        Err(error) => {
+            tracing::error!("cannot read the stored policy: {error:#}");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// The policy form as posted.
+#[derive(Deserialize)]
+pub struct PolicyForm {
+    csrf: String,
+    toml: String,
+}
+
+/// POST /_genkan/admin/policy
+pub async fn save_policy(
+    State(auth): State<Arc<Auth>>,
+    identity: Option<Extension<Identity>>,
+    headers: HeaderMap,
+    Form(form): Form<PolicyForm>,
+) -> Response {
+    let identity = identity.map(|Extension(identity)| identity);
+    let Some((session, actor)) = administrator(&auth, &headers, identity.as_ref()) else {
+        return not_admin(&headers);
+    };
+    if !constant_time_eq(session.row.csrf_token.as_bytes(), form.csrf.as_bytes()) {
+        return gateway::gate::json_error(
+            StatusCode::FORBIDDEN,
+            "GK-AUTH-002",
+            "missing or wrong CSRF value",
+        )
+        .map(axum::body::Body::new);
+    }
+    let w = policy_words(Lang::from_headers(&headers));
+    match auth.save_policy(&form.toml, &actor.name, actor.source.as_deref()) {
+        Ok(()) => policy_page(
+            &auth,
+            &headers,
+            &session,
+            &form.toml,
+            Some((true, w.saved.to_owned())),
+            StatusCode::OK,
+        ),
+        Err(problem) => policy_page(
+            &auth,
+            &headers,
+            &session,
+            &form.toml,
+            Some((false, problem)),
+            StatusCode::BAD_REQUEST,
+        ),
+    }
 }

@@ -45,6 +45,23 @@ fn is_public(path: &str) -> bool {
     ) || path.starts_with("/_genkan/static/")
 }
 
+/// The policy in force: the config's rules, then those saved from the admin pages.
+pub fn effective_policy(
+    config: &policy::PolicyDocument,
+    stored: Option<&str>,
+) -> Result<policy::Policy, policy::Error> {
+    let stored: policy::PolicyDocument = match stored {
+        Some(text) if !text.trim().is_empty() => {
+            toml::from_str(text).map_err(|error: toml::de::Error| policy::Error {
+                location: "stored policy".into(),
+                problem: error.to_string().trim_end().to_owned(),
+            })?
+        }
+        _ => policy::PolicyDocument::default(),
+    };
+    crate::config::compile_policy(&config.merged(&stored)?)
+}
+
 /// A session found for a request.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -59,6 +76,8 @@ pub struct Auth {
     database: Mutex<Database>,
     settings: ArcSwap<IdentitySettings>,
     policy: ArcSwap<policy::Policy>,
+    /// The config's `[policy]`, kept to merge with rules saved from the admin pages.
+    config_policy: ArcSwap<policy::PolicyDocument>,
     limiter: Mutex<Limiter>,
     /// Sign-ins that passed the password and wait for their one-time code, by token.
     pending: Mutex<std::collections::BTreeMap<String, second_factor::PendingLogin>>,
@@ -77,22 +96,74 @@ impl Auth {
     pub fn new(
         database: Database,
         settings: IdentitySettings,
-        policy: Arc<policy::Policy>,
+        config_policy: policy::PolicyDocument,
     ) -> Result<Self> {
+        let stored = database.stored_policy()?;
+        let policy = effective_policy(&config_policy, stored.as_deref()).map_err(|error| {
+            anyhow!(
+                "the policy rules saved in the admin pages no longer fit the config ({error}); \
+                 fix the config, or remove them with `genkan policy clear-stored`"
+            )
+        })?;
         Ok(Self {
             database: Mutex::new(database),
             settings: ArcSwap::from_pointee(settings),
-            policy: ArcSwap::new(policy),
+            policy: ArcSwap::from_pointee(policy),
+            config_policy: ArcSwap::from_pointee(config_policy),
             limiter: Mutex::new(Limiter::default()),
             pending: Mutex::new(std::collections::BTreeMap::new()),
             decoy_hash: crate::identity::hash_password(&crate::identity::generate_password()?)?,
         })
     }
 
-    /// Applies reloaded settings and policy.
-    pub fn reload(&self, settings: IdentitySettings, policy: Arc<policy::Policy>) {
+    /// Applies reloaded settings and the config's policy (with the stored rules after it).
+    /// When the two no longer fit together the running policy stays, and the error says why.
+    pub fn reload(
+        &self,
+        settings: IdentitySettings,
+        config_policy: policy::PolicyDocument,
+    ) -> Result<()> {
+        let stored = self.database()?.stored_policy()?;
+        let policy = effective_policy(&config_policy, stored.as_deref())
+            .map_err(|error| anyhow!("policy not reloaded: {error}"))?;
         self.settings.store(Arc::new(settings));
-        self.policy.store(policy);
+        self.policy.store(Arc::new(policy));
+        self.config_policy.store(Arc::new(config_policy));
+        Ok(())
+    }
+
+    /// The policy rules saved from the admin pages, as TOML.
+    pub fn stored_policy(&self) -> Result<String> {
+        Ok(self.database()?.stored_policy()?.unwrap_or_default())
+    }
+
+    /// Checks and saves policy rules from the admin pages; they apply to the next request.
+    /// On an error nothing changes and the error names the rule and field.
+    pub fn save_policy(&self, text: &str, actor: &str, source: Option<&str>) -> Result<(), String> {
+        let policy = effective_policy(&self.config_policy.load(), Some(text))
+            .map_err(|error| error.to_string())?;
+        let saved = self.database().and_then(|database| {
+            Ok(database.set_stored_policy(text, &clock::utc_now_text(), actor)?)
+        });
+        if let Err(error) = saved {
+            return Err(format!("{error:#}"));
+        }
+        self.policy.store(Arc::new(policy));
+        self.audit(
+            "policy_changed",
+            Some(actor),
+            source,
+            Some("stored policy"),
+            "ok",
+            None,
+            "",
+        );
+        Ok(())
+    }
+
+    /// The policy now in force.
+    pub fn policy(&self) -> Arc<policy::Policy> {
+        self.policy.load_full()
     }
 
     /// The database, for the sign-in and administration pages. Held briefly: every request waits on it.

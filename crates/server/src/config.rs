@@ -112,6 +112,14 @@ fn identity_settings(file: &IdentityFile) -> Result<IdentitySettings, ConfigErro
     })
 }
 
+/// Compiles a policy document, adding the default rule when it has none, with time zones
+/// from the system's database.
+pub fn compile_policy(document: &policy::PolicyDocument) -> Result<policy::Policy, policy::Error> {
+    policy::Policy::compile(&policy_or_default(document.clone()), &|name| {
+        jiff::tz::db().get(name).ok()
+    })
+}
+
 /// The policy used when the config writes no rules: anyone signed in may reach everything,
 /// which is what the seed's VPN gave; nobody anonymous reaches anything.
 fn policy_or_default(mut document: policy::PolicyDocument) -> policy::PolicyDocument {
@@ -195,6 +203,8 @@ pub struct Config {
     pub gateway: Settings,
     /// The compiled access policy.
     pub policy: std::sync::Arc<policy::Policy>,
+    /// The `[policy]` section as written, to merge with the rules stored from the admin pages.
+    pub policy_document: policy::PolicyDocument,
     /// Sign-in and session settings.
     pub identity: IdentitySettings,
     /// The file this came from, for reloads.
@@ -337,10 +347,9 @@ impl Config {
             None => Bytes::from_static(pages::UPSTREAM_ERROR_PAGE.as_bytes()),
         };
         let identity = identity_settings(&file.identity)?;
-        let policy = policy::Policy::compile(&policy_or_default(file.policy), &|name| {
-            jiff::tz::db().get(name).ok()
-        })
-        .map_err(|error| ConfigError::new(error.location, error.problem))?;
+        let policy_document = file.policy;
+        let policy = compile_policy(&policy_document)
+            .map_err(|error| ConfigError::new(error.location, error.problem))?;
         let routes = file
             .routes
             .into_iter()
@@ -370,6 +379,7 @@ impl Config {
                 https_redirect_port: file.https_redirect_port.unwrap_or(listen_https.port()),
             },
             policy: std::sync::Arc::new(policy),
+            policy_document,
             identity,
             source: None,
         })

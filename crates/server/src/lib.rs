@@ -82,7 +82,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let auth = Arc::new(auth::Auth::new(
         database,
         config.identity.clone(),
-        Arc::clone(&config.policy),
+        config.policy_document.clone(),
     )?);
     let local = built_in_apps(Arc::clone(&auth));
     let door = FrontDoor::new(
@@ -150,10 +150,12 @@ impl Running {
         }
         let data = DataDir::prepare(&self.config.data_dir)?;
         let (certified, _) = load_certificate(&fresh, &data)?;
+        // The policy can refuse to reload (stored rules that no longer fit); check it first so
+        // that a refused reload changes nothing at all.
+        self.auth
+            .reload(fresh.identity.clone(), fresh.policy_document.clone())?;
         self.door.certificates().replace(certified);
         self.door.reload(settings_for(&fresh, self.https_addr));
-        self.auth
-            .reload(fresh.identity.clone(), Arc::clone(&fresh.policy));
         self.config = Config {
             listen_https: self.config.listen_https,
             listen_http: self.config.listen_http,

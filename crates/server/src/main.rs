@@ -70,6 +70,12 @@ enum PolicyAction {
     /// Decide one imagined request and explain which rule decided and why.
     /// Prints `allow` or `deny` on the first line.
     Test(server::policy_test::Question),
+    /// Remove the rules saved from the admin pages (when they no longer fit the config).
+    ClearStored {
+        /// Configuration file naming the data directory.
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -197,6 +203,12 @@ fn run(cli: Cli) -> Result<()> {
             action: PolicyAction::Test(question),
         } => {
             print!("{}", server::policy_test::answer(&question)?);
+            Ok(())
+        }
+        Command::Policy {
+            action: PolicyAction::ClearStored { config },
+        } => {
+            print!("{}", server::policy_test::clear_stored(&config)?);
             Ok(())
         }
     }

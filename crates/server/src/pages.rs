@@ -150,6 +150,10 @@ pub fn router(auth: Arc<Auth>) -> Router {
         )
         .route("/_genkan/admin", get(crate::admin::overview))
         .route(
+            "/_genkan/admin/policy",
+            get(crate::admin::policy_form).post(crate::admin::save_policy),
+        )
+        .route(
             "/_genkan/admin/users",
             axum::routing::post(crate::admin::add_user),
         )

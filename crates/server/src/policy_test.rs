@@ -42,6 +42,35 @@ pub struct Question {
     pub device_compliant: Option<bool>,
 }
 
+/// Rules saved from the admin pages, when the config's data directory already has a database.
+fn stored_policy(config: &Config) -> Result<Option<String>> {
+    let database_path = config.data_dir.join("genkan.db");
+    if !database_path.exists() {
+        return Ok(None);
+    }
+    let data = crate::datadir::DataDir::prepare(&config.data_dir)?;
+    Ok(crate::open_database(&data)?.stored_policy()?)
+}
+
+/// Empties the rules saved from the admin pages (when they no longer fit the config).
+pub fn clear_stored(config_path: &std::path::Path) -> Result<String> {
+    let config = Config::load(config_path)?;
+    let data = crate::datadir::DataDir::prepare(&config.data_dir)?;
+    let database = crate::open_database(&data)?;
+    database.set_stored_policy("", &crate::clock::utc_now_text(), "cli")?;
+    database.record_audit(&store_sqlite::AuditEvent {
+        at: crate::clock::utc_now_text(),
+        kind: "policy_changed".into(),
+        actor: Some("cli".into()),
+        source: None,
+        subject: Some("stored policy".into()),
+        outcome: "ok".into(),
+        rule: None,
+        detail: "cleared".into(),
+    })?;
+    Ok("cleared the policy rules saved from the admin pages\n".into())
+}
+
 /// The text printed: `allow` or `deny`, then the deciding rule and the reason.
 pub fn answer(question: &Question) -> Result<String> {
     let config = Config::load(&question.config)?;
@@ -63,7 +92,9 @@ pub fn answer(question: &Question) -> Result<String> {
         device_compliant: question.device_compliant,
         now,
     };
-    let decision = config.policy.decide(&request);
+    let policy =
+        crate::auth::effective_policy(&config.policy_document, stored_policy(&config)?.as_deref())?;
+    let decision = policy.decide(&request);
     let mut out = String::new();
     out.push_str(if decision.allowed() {
         "allow\n"
@@ -78,7 +109,7 @@ pub fn answer(question: &Question) -> Result<String> {
     for miss in &decision.near_misses {
         out.push_str(&format!("not matched: {miss}\n"));
     }
-    let capabilities = config.policy.capabilities(&question.groups);
+    let capabilities = policy.capabilities(&question.groups);
     if !capabilities.is_empty() {
         let names: Vec<&str> = capabilities
             .iter()

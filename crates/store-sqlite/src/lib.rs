@@ -35,6 +35,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0003_sessions.sql"),
     ),
     ("0004_totp", include_str!("../migrations/0004_totp.sql")),
+    ("0005_policy", include_str!("../migrations/0005_policy.sql")),
 ];
 
 /// Everything that can go wrong opening or migrating the database.

@@ -1,5 +1,5 @@
-//! One-time-password secrets per user: the one in use, the one being enrolled, and the last
-//! accepted time step (replay protection).
+//! One-time-password secrets per user (the one in use, the one being enrolled, and the last
+//! accepted time step, for replay protection), and the policy rules stored from the admin pages.
 
 use rusqlite::{OptionalExtension, params};
 
@@ -99,6 +99,28 @@ impl Database {
     }
 }
 
+impl Database {
+    /// The policy TOML edited in the admin pages, if any was saved.
+    pub fn stored_policy(&self) -> Result<Option<String>, Error> {
+        Ok(self
+            .connection
+            .query_row("SELECT toml FROM stored_policy WHERE id = 1", [], |row| {
+                row.get(0)
+            })
+            .optional()?)
+    }
+
+    /// Saves the policy TOML edited in the admin pages.
+    pub fn set_stored_policy(&self, toml: &str, now: &str, by: &str) -> Result<(), Error> {
+        self.connection.execute(
+            "INSERT INTO stored_policy (id, toml, updated_at, updated_by) VALUES (1, ?1, ?2, ?3) \
+             ON CONFLICT (id) DO UPDATE SET toml = excluded.toml, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+            params![toml, now, by],
+        )?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +148,14 @@ mod tests {
         );
         assert!(db.accept_totp_step("suzuki", 101).unwrap());
         db.clear_totp("suzuki").unwrap();
+        assert_eq!(db.stored_policy().unwrap(), None);
+        db.set_stored_policy("[[rule]]", "now", "admin").unwrap();
+        db.set_stored_policy("[[rule]]\nname = \"x\"", "later", "admin")
+            .unwrap();
+        assert_eq!(
+            db.stored_policy().unwrap().as_deref(),
+            Some("[[rule]]\nname = \"x\"")
+        );
         assert_eq!(db.totp_state("suzuki").unwrap().secret, None);
         std::fs::remove_dir_all(&dir).unwrap();
     }

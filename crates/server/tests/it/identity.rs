@@ -643,3 +643,113 @@ async fn file_exchange_follows_group_capabilities_for_legacy_apps_too() {
     );
     genkan.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_saved_in_the_admin_pages_are_checked_and_apply_at_once() {
+    let iis = Iis6::start().await;
+    let extra = format!(
+        "[identity]\ntotp_required_groups = []\n[[route]]\nname = \"legacy\"\npath = \"/\"\nupstream = \"http://{}\"\n\
+         [[policy.rule]]\nname = \"signed-in\"\n[policy.rule.allow]\nauthenticated = true\n",
+        iis.addr
+    );
+    let genkan = Genkan::start(&extra).await;
+    add_group(&genkan, "staff");
+    add_user(&genkan, "kanri", &["admin"], Some(PASSWORD));
+    add_user(&genkan, "suzuki", &["staff"], Some(PASSWORD));
+    let mut staff = Browser::new(&genkan);
+    staff.sign_in("suzuki", PASSWORD).await;
+    assert_eq!(
+        staff.send("GET", "/echo", None).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        staff
+            .send("GET", "/_genkan/admin/policy", None)
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+
+    let mut admin = Browser::new(&genkan);
+    admin.sign_in("kanri", PASSWORD).await;
+    let form = admin.send("GET", "/_genkan/admin/policy", None).await;
+    assert_eq!(form.status(), StatusCode::OK);
+    let csrf = Browser::csrf(&form);
+    let encode = |text: &str| gateway::gate::percent_encode(text).replace('/', "%2F");
+    let broken =
+        "[[rule]]\nname = \"no-echo\"\n[rule.deny]\ngroup = \"staff\"\ntime_of_day = \"9-18\"\n";
+    let refused = admin
+        .send(
+            "POST",
+            "/_genkan/admin/policy",
+            Some(&format!("csrf={csrf}&toml={}", encode(broken))),
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        String::from_utf8_lossy(refused.body()).contains("time_of_day"),
+        "the error does not name the field"
+    );
+    assert_eq!(
+        staff.send("GET", "/echo", None).await.status(),
+        StatusCode::OK,
+        "a refused save changed the policy"
+    );
+
+    let rule = "[[rule]]\nname = \"no-echo-for-staff\"\n[rule.deny]\ngroup = \"staff\"\npath = \"/echo\"\n";
+    let saved = admin
+        .send(
+            "POST",
+            "/_genkan/admin/policy",
+            Some(&format!("csrf={csrf}&toml={}", encode(rule))),
+        )
+        .await;
+    assert_eq!(
+        saved.status(),
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(saved.body())
+    );
+    let refused = staff.send("GET", "/echo", None).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(String::from_utf8_lossy(refused.body()).contains("no-echo-for-staff"));
+
+    let config = genkan.dir.0.join("genkan.toml");
+    let explained = Command::new(GENKAN)
+        .args([
+            "policy", "test", "--user", "suzuki", "--group", "staff", "--path", "/echo",
+        ])
+        .args([
+            "--from",
+            "127.0.0.1",
+            "--at",
+            "2026-12-03T10:00:00+09:00",
+            "--config",
+        ])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let explained = String::from_utf8_lossy(&explained.stdout).into_owned();
+    assert!(
+        explained.starts_with("deny\nrule: no-echo-for-staff"),
+        "{explained}"
+    );
+    let cleared = Command::new(GENKAN)
+        .args(["policy", "clear-stored", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        cleared.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cleared.stderr)
+    );
+    assert!(
+        audit_kinds(&genkan)
+            .iter()
+            .filter(|kind| *kind == "policy_changed")
+            .count()
+            >= 2
+    );
+    genkan.shutdown().await;
+}
