@@ -96,16 +96,21 @@ pub fn is_upload(method: &Method, headers: &HeaderMap) -> bool {
             || content_type.starts_with("application/octet-stream"))
 }
 
-/// Whether a response hands the browser a file to save.
+/// Whether a response hands the browser a file to save. Read as bytes: legacy apps put raw
+/// Shift_JIS or UTF-8 file names in the header, and such a header must not slip through.
 pub fn is_attachment(headers: &HeaderMap) -> bool {
     headers
-        .get(header::CONTENT_DISPOSITION)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| {
-            value
-                .trim_start()
-                .to_ascii_lowercase()
-                .starts_with("attachment")
+        .get_all(header::CONTENT_DISPOSITION)
+        .iter()
+        .any(|value| {
+            let bytes = value.as_bytes();
+            let start = bytes
+                .iter()
+                .position(|byte| !byte.is_ascii_whitespace())
+                .unwrap_or(bytes.len());
+            bytes[start..]
+                .get(..10)
+                .is_some_and(|word| word.eq_ignore_ascii_case(b"attachment"))
         })
 }
 
@@ -307,7 +312,7 @@ mod tests {
         assert!(!is_attachment(&response));
         response.insert(
             header::CONTENT_DISPOSITION,
-            HeaderValue::from_static("Attachment; filename=\"顧客.csv\""),
+            HeaderValue::from_bytes("Attachment; filename=\"顧客.csv\"".as_bytes()).unwrap(),
         );
         assert!(is_attachment(&response));
         response.insert(
