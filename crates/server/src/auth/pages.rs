@@ -232,7 +232,7 @@ pub async fn login(
     };
     let hash = stored
         .as_ref()
-        .map_or_else(|| auth.decoy_hash.clone(), |row| row.password_hash.clone());
+        .map_or_else(|| super::DECOY_HASH.to_owned(), |row| row.password_hash.clone());
     let password = form.password;
     // Argon2 takes tens of milliseconds of CPU: keep it off the request threads.
     let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
