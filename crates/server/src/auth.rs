@@ -115,7 +115,7 @@ impl Auth {
             config_policy: ArcSwap::from_pointee(config_policy),
             limiter: Mutex::new(Limiter::default()),
             pending: Mutex::new(std::collections::BTreeMap::new()),
-                    })
+        })
     }
 
     /// Applies reloaded settings and the config's policy (with the stored rules after it).

@@ -230,9 +230,10 @@ pub async fn login(
     } else {
         None
     };
-    let hash = stored
-        .as_ref()
-        .map_or_else(|| super::DECOY_HASH.to_owned(), |row| row.password_hash.clone());
+    let hash = stored.as_ref().map_or_else(
+        || super::DECOY_HASH.to_owned(),
+        |row| row.password_hash.clone(),
+    );
     let password = form.password;
     // Argon2 takes tens of milliseconds of CPU: keep it off the request threads.
     let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
