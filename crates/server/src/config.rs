@@ -10,19 +10,22 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gateway::compress::CompressionPolicy;
-use gateway::headers::HeaderPolicy;
-use gateway::route::{Route, Upstream, UpstreamHost};
+
 use gateway::{AccessLogFormat, Limits, Settings};
-use http::header::{HeaderName, HeaderValue};
 
 use crate::pages;
 
 mod file;
+mod identity;
+mod routes;
+
+use routes::{header_policy, route_settings};
 
 pub use file::{
     AccessLogFile, CompressionFile, ConfigFile, HeadersFile, IdentityFile, LimitsFile, RouteFile,
     TlsFile, parse,
 };
+pub use identity::{IdentitySettings, compile_policy};
 
 /// A configuration problem, naming the key (as written in the file) and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -41,99 +44,6 @@ impl ConfigError {
             problem: problem.into(),
         }
     }
-}
-
-/// Sign-in and session settings, checked.
-#[derive(Debug, Clone)]
-pub struct IdentitySettings {
-    /// Idle time after which a session ends.
-    pub session_idle_timeout: Duration,
-    /// Age at which a session ends.
-    pub session_lifetime: Duration,
-    /// Failures before an account is locked.
-    pub max_failed_logins: u32,
-    /// Failures before a source address is refused.
-    pub max_failed_logins_per_source: u32,
-    /// Length of a lockout and of the failure-counting window.
-    pub lockout: Duration,
-    /// How long audit events are kept.
-    pub audit_retention: Duration,
-    /// Groups whose members must use a one-time-password app.
-    pub totp_required_groups: Vec<String>,
-}
-
-fn identity_settings(file: &IdentityFile) -> Result<IdentitySettings, ConfigError> {
-    let span = |key: &str, text: &Option<String>, default: u64| -> Result<Duration, ConfigError> {
-        match text {
-            None => Ok(Duration::from_secs(default)),
-            Some(text) => {
-                let value = duration(key, text)?;
-                if value.is_zero() {
-                    return Err(ConfigError::new(key, "must be longer than zero"));
-                }
-                Ok(value)
-            }
-        }
-    };
-    let count = |key: &str, value: Option<u32>, default: u32| -> Result<u32, ConfigError> {
-        match value {
-            Some(0) => Err(ConfigError::new(key, "must be at least 1")),
-            Some(value) => Ok(value),
-            None => Ok(default),
-        }
-    };
-    Ok(IdentitySettings {
-        session_idle_timeout: span(
-            "identity.session_idle_timeout",
-            &file.session_idle_timeout,
-            2 * 3600,
-        )?,
-        session_lifetime: span(
-            "identity.session_lifetime",
-            &file.session_lifetime,
-            12 * 3600,
-        )?,
-        max_failed_logins: count("identity.max_failed_logins", file.max_failed_logins, 5)?,
-        max_failed_logins_per_source: count(
-            "identity.max_failed_logins_per_source",
-            file.max_failed_logins_per_source,
-            20,
-        )?,
-        lockout: span("identity.lockout", &file.lockout, 15 * 60)?,
-        audit_retention: span(
-            "identity.audit_retention",
-            &file.audit_retention,
-            400 * 86400,
-        )?,
-        totp_required_groups: file
-            .totp_required_groups
-            .clone()
-            .unwrap_or_else(|| vec!["admin".to_owned()]),
-    })
-}
-
-/// Compiles a policy document, adding the default rule when it has none, with time zones
-/// from the system's database.
-pub fn compile_policy(document: &policy::PolicyDocument) -> Result<policy::Policy, policy::Error> {
-    policy::Policy::compile(&policy_or_default(document.clone()), &|name| {
-        jiff::tz::db().get(name).ok()
-    })
-}
-
-/// The policy used when the config writes no rules: anyone signed in may reach everything,
-/// which is what the seed's VPN gave; nobody anonymous reaches anything.
-fn policy_or_default(mut document: policy::PolicyDocument) -> policy::PolicyDocument {
-    if document.rules.is_empty() {
-        document.rules.push(policy::document::RuleDocument {
-            name: Some("signed-in-users".into()),
-            allow: Some(policy::document::MatchDocument {
-                authenticated: Some(true),
-                ..Default::default()
-            }),
-            deny: None,
-        });
-    }
-    document
 }
 
 /// How the diagnostic log is printed.
@@ -346,7 +256,7 @@ impl Config {
             Some(path) => read_page("error_page", &base.join(path))?,
             None => Bytes::from_static(pages::UPSTREAM_ERROR_PAGE.as_bytes()),
         };
-        let identity = identity_settings(&file.identity)?;
+        let identity = identity::identity_settings(&file.identity)?;
         let policy_document = file.policy;
         let policy = compile_policy(&policy_document)
             .map_err(|error| ConfigError::new(error.location, error.problem))?;
@@ -530,226 +440,7 @@ fn limits(file: &LimitsFile) -> Result<Limits, ConfigError> {
     Ok(limits)
 }
 
-fn header_policy(
-    key: &str,
-    route: &HeadersFile,
-    global: &HeadersFile,
-) -> Result<HeaderPolicy, ConfigError> {
-    let pick = |route: &Option<String>,
-                global: &Option<String>,
-                default: Option<&str>|
-     -> Option<String> {
-        route
-            .clone()
-            .or_else(|| global.clone())
-            .or_else(|| default.map(String::from))
-    };
-    let wanted = [
-        (
-            "strict_transport_security",
-            "strict-transport-security",
-            pick(
-                &route.strict_transport_security,
-                &global.strict_transport_security,
-                Some("max-age=31536000"),
-            ),
-        ),
-        (
-            "x_frame_options",
-            "x-frame-options",
-            pick(
-                &route.x_frame_options,
-                &global.x_frame_options,
-                Some("SAMEORIGIN"),
-            ),
-        ),
-        (
-            "x_content_type_options",
-            "x-content-type-options",
-            pick(
-                &route.x_content_type_options,
-                &global.x_content_type_options,
-                Some("nosniff"),
-            ),
-        ),
-        (
-            "referrer_policy",
-            "referrer-policy",
-            pick(
-                &route.referrer_policy,
-                &global.referrer_policy,
-                Some("strict-origin-when-cross-origin"),
-            ),
-        ),
-        (
-            "content_security_policy",
-            "content-security-policy",
-            pick(
-                &route.content_security_policy,
-                &global.content_security_policy,
-                None,
-            ),
-        ),
-        (
-            "x_xss_protection",
-            "x-xss-protection",
-            pick(&route.x_xss_protection, &global.x_xss_protection, None),
-        ),
-    ];
-    let mut set = Vec::new();
-    for (field, name, value) in wanted {
-        let Some(value) = value.filter(|value| !value.is_empty()) else {
-            continue;
-        };
-        let value = HeaderValue::from_str(&value).map_err(|_| {
-            ConfigError::new(
-                format!("{key}.{field}"),
-                "contains characters not allowed in a header",
-            )
-        })?;
-        set.push((HeaderName::from_static(name), value));
-    }
-    let hide = match route.hide.as_ref().or(global.hide.as_ref()) {
-        None => gateway::headers::default_hidden(),
-        Some(names) => names
-            .iter()
-            .map(|name| {
-                HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
-                    ConfigError::new(
-                        format!("{key}.hide"),
-                        format!("`{name}` is not a header name"),
-                    )
-                })
-            })
-            .collect::<Result<_, _>>()?,
-    };
-    Ok(HeaderPolicy { set, hide })
-}
-
-fn route_settings(
-    index: usize,
-    file: RouteFile,
-    base: &Path,
-    global_headers: &HeadersFile,
-    compression: &CompressionPolicy,
-) -> Result<Route, ConfigError> {
-    let key = |field: &str| format!("route[{index}].{field}");
-    let upstream_text = file.upstream.ok_or_else(|| {
-        ConfigError::new(
-            key("upstream"),
-            "missing: every route needs an upstream such as \"http://127.0.0.1:8080\"",
-        )
-    })?;
-    let upstream = upstream(&key("upstream"), &upstream_text)?;
-    let path_prefix = file.path.unwrap_or_else(|| "/".into());
-    if !path_prefix.starts_with('/') {
-        return Err(ConfigError::new(
-            key("path"),
-            format!("`{path_prefix}` must start with /"),
-        ));
-    }
-    let host = match file.host {
-        None => None,
-        Some(host) if host.is_empty() || host.contains(['/', ':', ' ']) => {
-            return Err(ConfigError::new(
-                key("host"),
-                format!("`{host}` is not a host name (no scheme, port or path)"),
-            ));
-        }
-        Some(host) => Some(host.to_ascii_lowercase()),
-    };
-    let upstream_host = match file.upstream_host.as_deref() {
-        None | Some("upstream") => UpstreamHost::Upstream,
-        Some("client") => UpstreamHost::Client,
-        Some(literal) if HeaderValue::from_str(literal).is_ok() && !literal.is_empty() => {
-            UpstreamHost::Fixed(literal.to_owned())
-        }
-        Some(other) => {
-            return Err(ConfigError::new(
-                key("upstream_host"),
-                format!("`{other}` is not `upstream`, `client` or a host"),
-            ));
-        }
-    };
-    let error_page = match &file.error_page {
-        Some(path) => Some(read_page(&key("error_page"), &base.join(path))?),
-        None => None,
-    };
-    Ok(Route {
-        name: file.name.unwrap_or_else(|| format!("route-{index}")),
-        host,
-        path_prefix,
-        upstream,
-        upstream_host,
-        forwarded_headers: file.forwarded_headers.unwrap_or(true),
-        buffer_request_body: file.buffer_request_body.unwrap_or(true),
-        websockets: file.websockets.unwrap_or(true),
-        connect_timeout: file
-            .connect_timeout
-            .as_deref()
-            .map_or(Ok(Duration::from_secs(5)), |text| {
-                duration(&key("connect_timeout"), text)
-            })?,
-        read_timeout: file
-            .read_timeout
-            .as_deref()
-            .map_or(Ok(Duration::from_secs(60)), |text| {
-                duration(&key("read_timeout"), text)
-            })?,
-        headers: header_policy(&key("headers"), &file.headers, global_headers)?,
-        compression: if file.compression.unwrap_or(true) {
-            compression.clone()
-        } else {
-            CompressionPolicy::off()
-        },
-        error_page,
-        identity_headers: file.identity_headers.unwrap_or(false),
-    })
-}
-
-fn upstream(key: &str, text: &str) -> Result<Upstream, ConfigError> {
-    let uri: http::Uri = text.parse().map_err(|_| {
-        ConfigError::new(
-            key,
-            format!("`{text}` is not a URL such as \"http://127.0.0.1:8080\""),
-        )
-    })?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(ConfigError::new(
-                key,
-                "https upstreams are not supported yet; use http on loopback or the LAN",
-            ));
-        }
-        _ => {
-            return Err(ConfigError::new(
-                key,
-                format!("`{text}` must start with http://"),
-            ));
-        }
-    }
-    let Some(authority) = uri.authority().cloned() else {
-        return Err(ConfigError::new(key, format!("`{text}` names no host")));
-    };
-    if uri.query().is_some() {
-        return Err(ConfigError::new(
-            key,
-            "an upstream URL cannot carry a query",
-        ));
-    }
-    // As with nginx's proxy_pass, any path after the host, even a lone "/", replaces the
-    // route's prefix; no path at all forwards the request path unchanged.
-    let after_scheme = text.split_once("://").map_or(text, |(_, rest)| rest);
-    let base_path = after_scheme.contains('/').then(|| uri.path().to_owned());
-    Ok(Upstream {
-        scheme: http::uri::Scheme::HTTP,
-        authority,
-        base_path,
-    })
-}
-
-fn read_page(key: &str, path: &Path) -> Result<Bytes, ConfigError> {
+pub(super) fn read_page(key: &str, path: &Path) -> Result<Bytes, ConfigError> {
     std::fs::read(path)
         .map(Bytes::from)
         .map_err(|error| ConfigError::new(key, format!("cannot read {}: {error}", path.display())))
@@ -879,7 +570,7 @@ mod tests {
             bare.gateway.routes[1].upstream.base_path.as_deref(),
             Some("/")
         );
-        assert_eq!(route.upstream_host, UpstreamHost::Upstream);
+        assert_eq!(route.upstream_host, gateway::route::UpstreamHost::Upstream);
     }
 
     #[test]
