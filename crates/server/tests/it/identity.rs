@@ -753,3 +753,49 @@ async fn rules_saved_in_the_admin_pages_are_checked_and_apply_at_once() {
     );
     genkan.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_end_at_their_lifetime_and_noisy_sources_are_refused() {
+    let iis = Iis6::start().await;
+    let extra = format!(
+        "[identity]\nsession_lifetime = \"2s\"\nmax_failed_logins_per_source = 2\n\
+         [[route]]\nname = \"legacy\"\npath = \"/\"\nupstream = \"http://{}\"\n\
+         [[policy.rule]]\nname = \"signed-in\"\n[policy.rule.allow]\nauthenticated = true\n",
+        iis.addr
+    );
+    let genkan = Genkan::start(&extra).await;
+    add_user(&genkan, "suzuki", &["agent"], Some(PASSWORD));
+    let mut browser = Browser::new(&genkan);
+    browser.sign_in("suzuki", PASSWORD).await;
+    // Used all along, the session still ends at its lifetime.
+    for _ in 0..4 {
+        assert_eq!(
+            browser.send("GET", "/echo", None).await.status(),
+            StatusCode::OK
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        browser.send("GET", "/echo", None).await.status(),
+        StatusCode::SEE_OTHER
+    );
+
+    let mut noisy = Browser::new(&genkan);
+    assert_eq!(
+        noisy.sign_in("nobody", "guess one").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        noisy.sign_in("someone", "guess two").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let refused = noisy.sign_in("suzuki", PASSWORD).await;
+    assert_eq!(
+        refused.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "a noisy address could still sign in"
+    );
+    assert!(audit_kinds(&genkan).contains(&"login_refused".to_owned()));
+    genkan.shutdown().await;
+}
