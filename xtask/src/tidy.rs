@@ -15,13 +15,14 @@ fn root() -> PathBuf {
 const ALLOWED: &[(&str, &[&str])] = &[
     ("gateway", &[]),
     ("policy", &[]),
+    ("records", &[]),
     ("store-sqlite", &[]),
     ("server", &["gateway", "policy", "store-sqlite"]),
     ("xtask", &[]),
 ];
 
 /// Crates that must stay free of async runtimes, HTTP stacks and database drivers.
-const PURE: &[&str] = &["policy"];
+const PURE: &[&str] = &["policy", "records"];
 const IMPURE_DEPENDENCIES: &[&str] = &["tokio", "hyper", "axum", "rusqlite", "postgres", "mio"];
 
 fn metadata() -> serde_json::Value {

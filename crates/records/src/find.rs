@@ -1,0 +1,397 @@
+//! FileMaker find criteria → a SQL condition with parameters.
+//!
+//! Supported operators (FileMaker Pro's find operators): none (text: every word must begin a
+//! word of the field; number: equal), `=` (whole word; alone: empty field), `==` (entire field),
+//! `<`, `<=`, `>`, `>=`, `a...b` (range), `*` (any characters; alone: field not empty), `@` (one
+//! character), `#` (one digit) and `\` (escape). Text comparisons ignore ASCII case, as
+//! FileMaker's default collation does for Latin text.
+
+use std::fmt::Write as _;
+
+/// How a field's values compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    /// Text: word matching by default.
+    Text,
+    /// Numbers: numeric comparison; the default criterion means equality.
+    Number,
+}
+
+/// A parameter bound to a `?` placeholder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// Text.
+    Text(String),
+    /// Number.
+    Number(f64),
+}
+
+/// A SQL condition and the values for its `?` placeholders, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    /// SQL text with `?` placeholders.
+    pub sql: String,
+    /// Values, in placeholder order.
+    pub params: Vec<Value>,
+}
+
+/// One find request: criteria per field (already resolved to a column by the caller), and
+/// whether it omits.
+#[derive(Debug, Clone)]
+pub struct FindRequest {
+    /// `(column, kind, criterion)` triples; the column is a trusted, already-quoted identifier.
+    pub criteria: Vec<(String, FieldKind, String)>,
+    /// An omit request removes its matches from the found set.
+    pub omit: bool,
+}
+
+/// Why a find cannot run; maps to FileMaker's codes (400, 508).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FindError {
+    /// No request has a non-empty criterion (FileMaker 400 "Find criteria are empty").
+    #[error("find criteria are empty")]
+    Empty,
+    /// A criterion cannot be understood for its field (FileMaker 508).
+    #[error("invalid find criterion `{criterion}` for a {kind:?} field")]
+    Invalid {
+        /// The criterion as given.
+        criterion: String,
+        /// The field's kind.
+        kind: FieldKind,
+    },
+}
+
+/// The condition for a whole find: requests processed top to bottom, each ordinary request adding
+/// its matches, each omit request removing its matches from what was found so far.
+pub fn condition_for(requests: &[FindRequest]) -> Result<Condition, FindError> {
+    let mut found: Option<Condition> = None;
+    for request in requests {
+        let criteria: Vec<_> = request
+            .criteria
+            .iter()
+            .filter(|(_, _, text)| !text.trim().is_empty())
+            .collect();
+        if criteria.is_empty() {
+            continue;
+        }
+        let mut parts = Vec::new();
+        let mut params = Vec::new();
+        for (column, kind, text) in criteria {
+            let part = criterion(column, *kind, text.trim())?;
+            parts.push(part.sql);
+            params.extend(part.params);
+        }
+        let this = Condition {
+            sql: format!("({})", parts.join(" AND ")),
+            params,
+        };
+        found = Some(match (found, request.omit) {
+            (None, true) => Condition {
+                sql: format!("NOT {}", this.sql),
+                params: this.params,
+            },
+            (None, false) => this,
+            (Some(so_far), true) => Condition {
+                sql: format!("({} AND NOT {})", so_far.sql, this.sql),
+                params: so_far.params.into_iter().chain(this.params).collect(),
+            },
+            (Some(so_far), false) => Condition {
+                sql: format!("({} OR {})", so_far.sql, this.sql),
+                params: so_far.params.into_iter().chain(this.params).collect(),
+            },
+        });
+    }
+    found.ok_or(FindError::Empty)
+}
+
+fn invalid(text: &str, kind: FieldKind) -> FindError {
+    FindError::Invalid {
+        criterion: text.to_owned(),
+        kind,
+    }
+}
+
+fn criterion(column: &str, kind: FieldKind, text: &str) -> Result<Condition, FindError> {
+    let single = |sql: String, params: Vec<Value>| Ok(Condition { sql, params });
+    if text == "=" {
+        return single(format!("({column} IS NULL OR {column} = '')"), vec![]);
+    }
+    if text == "*" {
+        return single(format!("({column} IS NOT NULL AND {column} <> '')"), vec![]);
+    }
+    if let Some((low, high)) = text.split_once("...") {
+        let (low, high) = (value(low.trim(), kind)?, value(high.trim(), kind)?);
+        return single(
+            format!(
+                "({column} >= ? AND {column} <= ?)",
+                column = compared(column, kind)
+            ),
+            vec![low, high],
+        );
+    }
+    for (operator, sql) in [("<=", "<="), (">=", ">="), ("<", "<"), (">", ">")] {
+        if let Some(rest) = text.strip_prefix(operator) {
+            let operand = value(rest.trim(), kind)?;
+            return single(format!("{} {sql} ?", compared(column, kind)), vec![operand]);
+        }
+    }
+    if let Some(rest) = text.strip_prefix("==") {
+        return match kind {
+            FieldKind::Number => single(format!("{column} = ?"), vec![value(rest, kind)?]),
+            FieldKind::Text if has_wildcards(rest) => single(
+                format!("{column} LIKE ? ESCAPE '\\'"),
+                vec![Value::Text(like_pattern(rest))],
+            ),
+            FieldKind::Text => single(
+                format!("lower({column}) = lower(?)"),
+                vec![Value::Text(unescape(rest))],
+            ),
+        };
+    }
+    if let Some(rest) = text.strip_prefix('=') {
+        return match kind {
+            FieldKind::Number => single(format!("{column} = ?"), vec![value(rest, kind)?]),
+            FieldKind::Text => Ok(words(column, rest, true)),
+        };
+    }
+    match kind {
+        FieldKind::Number if has_wildcards(text) => single(
+            format!("CAST({column} AS TEXT) LIKE ? ESCAPE '\\'"),
+            vec![Value::Text(like_pattern(text))],
+        ),
+        FieldKind::Number => single(format!("{column} = ?"), vec![value(text, kind)?]),
+        FieldKind::Text => Ok(words(column, text, false)),
+    }
+}
+
+fn compared(column: &str, kind: FieldKind) -> String {
+    match kind {
+        FieldKind::Text => format!("lower({column})"),
+        FieldKind::Number => column.to_owned(),
+    }
+}
+
+fn value(text: &str, kind: FieldKind) -> Result<Value, FindError> {
+    match kind {
+        FieldKind::Number => text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|number| number.is_finite())
+            .map(Value::Number)
+            .ok_or_else(|| invalid(text, kind)),
+        FieldKind::Text if text.is_empty() => Err(invalid(text, kind)),
+        FieldKind::Text => Ok(Value::Text(unescape(text).to_lowercase())),
+    }
+}
+
+/// Every search word must begin a word of the field (`whole`: must be a whole word).
+/// Words of the field are taken as separated by spaces, which matches FileMaker for the common case.
+fn words(column: &str, text: &str, whole: bool) -> Condition {
+    let mut sql = Vec::new();
+    let mut params = Vec::new();
+    for word in text.split_whitespace() {
+        let pattern = like_pattern(word);
+        let (start, anywhere) = if whole {
+            (pattern.clone(), format!("% {pattern}"))
+        } else {
+            (format!("{pattern}%"), format!("% {pattern}%"))
+        };
+        if whole {
+            let middle_or_end = format!("% {pattern} %");
+            let first = format!("{pattern} %");
+            sql.push(format!(
+                "(lower({column}) LIKE ? ESCAPE '\\' OR lower({column}) LIKE ? ESCAPE '\\' OR lower({column}) LIKE ? ESCAPE '\\' OR lower({column}) LIKE ? ESCAPE '\\')"
+            ));
+            params.extend(
+                [start, first, middle_or_end, anywhere].map(|p| Value::Text(p.to_lowercase())),
+            );
+        } else {
+            sql.push(format!(
+                "(lower({column}) LIKE ? ESCAPE '\\' OR lower({column}) LIKE ? ESCAPE '\\')"
+            ));
+            params.extend([start, anywhere].map(|p| Value::Text(p.to_lowercase())));
+        }
+    }
+    Condition {
+        sql: format!("({})", sql.join(" AND ")),
+        params,
+    }
+}
+
+fn has_wildcards(text: &str) -> bool {
+    let mut escaped = false;
+    for character in text.chars() {
+        match (escaped, character) {
+            (true, _) => escaped = false,
+            (false, '\\') => escaped = true,
+            (false, '*' | '@' | '#') => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// FileMaker wildcards to a LIKE pattern: `*` → `%`, `@` → `_`, `#` → `_` (digits are not
+/// distinguished by LIKE; the Store checks them after). LIKE's own `%`, `_` and `\` are escaped.
+fn like_pattern(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    let mut chars = text.chars();
+    while let Some(character) = chars.next() {
+        match character {
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    push_literal(&mut out, next);
+                }
+            }
+            '*' => out.push('%'),
+            '@' | '#' => out.push('_'),
+            other => push_literal(&mut out, other),
+        }
+    }
+    out
+}
+
+fn push_literal(out: &mut String, character: char) {
+    if matches!(character, '%' | '_' | '\\') {
+        out.push('\\');
+    }
+    let _ = write!(out, "{character}");
+}
+
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(character) = chars.next() {
+        if character == '\\' {
+            if let Some(next) = chars.next() {
+                out.push(next);
+            }
+        } else {
+            out.push(character);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use expect_test::{Expect, expect};
+
+    use super::*;
+
+    fn text(criterion: &str) -> FindRequest {
+        FindRequest {
+            criteria: vec![("\"name\"".into(), FieldKind::Text, criterion.into())],
+            omit: false,
+        }
+    }
+
+    // `expect![[…]]` is passed by value so that UPDATE_EXPECT can rewrite the literal in place.
+    #[allow(clippy::needless_pass_by_value)]
+    fn check(requests: &[FindRequest], expected: Expect) {
+        let rendered = match condition_for(requests) {
+            Ok(condition) => format!("{}\n{:?}", condition.sql, condition.params),
+            Err(error) => format!("error: {error}"),
+        };
+        expected.assert_eq(&rendered);
+    }
+
+    #[test]
+    fn default_text_search_matches_word_beginnings() {
+        check(
+            &[text("suzu tar")],
+            expect![[r#"
+                (((lower("name") LIKE ? ESCAPE '\' OR lower("name") LIKE ? ESCAPE '\') AND (lower("name") LIKE ? ESCAPE '\' OR lower("name") LIKE ? ESCAPE '\')))
+                [Text("suzu%"), Text("% suzu%"), Text("tar%"), Text("% tar%")]"#]],
+        );
+    }
+
+    #[test]
+    fn exact_empty_wildcards_and_ranges() {
+        check(
+            &[text("==Suzuki Taro")],
+            expect![[r#"
+            (lower("name") = lower(?))
+            [Text("Suzuki Taro")]"#]],
+        );
+        check(
+            &[text("=")],
+            expect![[r#"
+            (("name" IS NULL OR "name" = ''))
+            []"#]],
+        );
+        check(
+            &[text("*")],
+            expect![[r#"
+            (("name" IS NOT NULL AND "name" <> ''))
+            []"#]],
+        );
+        check(
+            &[text("==S*ki 100%")],
+            expect![[r#"
+            ("name" LIKE ? ESCAPE '\')
+            [Text("S%ki 100\\%")]"#]],
+        );
+        check(
+            &[text("a...m")],
+            expect![[r#"
+            ((lower("name") >= ? AND lower("name") <= ?))
+            [Text("a"), Text("m")]"#]],
+        );
+        let price = |criterion: &str| FindRequest {
+            criteria: vec![("\"price\"".into(), FieldKind::Number, criterion.into())],
+            omit: false,
+        };
+        check(
+            &[price(">=1000")],
+            expect![[r#"
+            ("price" >= ?)
+            [Number(1000.0)]"#]],
+        );
+        check(
+            &[price("10...20")],
+            expect![[r#"
+            (("price" >= ? AND "price" <= ?))
+            [Number(10.0), Number(20.0)]"#]],
+        );
+        check(
+            &[price("ten")],
+            expect!["error: invalid find criterion `ten` for a Number field"],
+        );
+    }
+
+    #[test]
+    fn requests_or_and_omits_subtract_in_order() {
+        let omit_tokyo = FindRequest {
+            criteria: vec![("\"city\"".into(), FieldKind::Text, "==Tokyo".into())],
+            omit: true,
+        };
+        check(
+            &[text("==A"), text("==B"), omit_tokyo],
+            expect![[r#"
+                (((lower("name") = lower(?)) OR (lower("name") = lower(?))) AND NOT (lower("city") = lower(?)))
+                [Text("A"), Text("B"), Text("Tokyo")]"#]],
+        );
+        check(
+            &[text(""), text("  ")],
+            expect!["error: find criteria are empty"],
+        );
+    }
+
+    #[test]
+    fn hostile_criteria_stay_parameters() {
+        check(
+            &[text("==x' OR '1'='1")],
+            expect![[r#"
+            (lower("name") = lower(?))
+            [Text("x' OR '1'='1")]"#]],
+        );
+        check(
+            &[text("\\*literal\\_")],
+            expect![[r#"
+            (((lower("name") LIKE ? ESCAPE '\' OR lower("name") LIKE ? ESCAPE '\')))
+            [Text("*literal\\_%"), Text("% *literal\\_%")]"#]],
+        );
+    }
+}
