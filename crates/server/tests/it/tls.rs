@@ -93,10 +93,9 @@ async fn tls_1_2_and_1_3_work_with_aead_suites_and_alpn_h2() {
     genkan.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn testssl_finds_nothing_of_severity_low_or_above() {
-    let genkan = Genkan::start("").await;
-    let report = genkan.dir.0.join("testssl.json");
+/// One testssl run (`-p -s -f -P -S -h -U`) against genkan; returns its JSON findings.
+async fn run_testssl(genkan: &Genkan, attempt: u32) -> Vec<serde_json::Value> {
+    let report = genkan.dir.0.join(format!("testssl-{attempt}.json"));
     let target = format!("localhost:{}", genkan.https.port());
     let ca = genkan.pki.ca_path.display().to_string();
     let report_arg = report.display().to_string();
@@ -133,7 +132,13 @@ async fn testssl_finds_nothing_of_severity_low_or_above() {
         findings.len() > 50,
         "testssl reported too little to be a real run:\n{text}"
     );
-    let bad: Vec<&serde_json::Value> = findings
+    findings
+}
+
+/// Findings of severity LOW or above, and scanner warnings other than the engine notice
+/// testssl always prints with Debian's OpenSSL.
+fn bad(findings: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    findings
         .iter()
         .filter(|finding| {
             let severity = finding["severity"].as_str().unwrap_or("");
@@ -141,7 +146,31 @@ async fn testssl_finds_nothing_of_severity_low_or_above() {
             matches!(severity, "LOW" | "MEDIUM" | "HIGH" | "CRITICAL")
                 || (severity == "WARN" && id != "engine_problem")
         })
-        .collect();
+        .collect()
+}
+
+fn is_scanner_connect_problem(finding: &serde_json::Value) -> bool {
+    finding["severity"] == "WARN"
+        && finding["finding"]
+            .as_str()
+            .is_some_and(|text| text.contains("connect problem"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn testssl_finds_nothing_of_severity_low_or_above() {
+    let genkan = Genkan::start("").await;
+    // testssl itself sometimes cannot connect for one of its checks when the machine is busy
+    // (a WARN "connect problem", about the scanner, not the server). Such a run is repeated
+    // once; any finding of severity LOW or above fails at once.
+    let mut findings = run_testssl(&genkan, 1).await;
+    if bad(&findings)
+        .iter()
+        .all(|finding| is_scanner_connect_problem(finding))
+        && !bad(&findings).is_empty()
+    {
+        findings = run_testssl(&genkan, 2).await;
+    }
+    let bad = bad(&findings);
     assert!(bad.is_empty(), "testssl findings: {bad:#?}");
     let finding = |id: &str| {
         findings
