@@ -14,7 +14,7 @@ use gateway::gate::{Identity, html_escape as escape};
 use serde::Deserialize;
 
 use crate::accounts::{Accounts, Actor};
-use crate::auth::{Auth, Session, constant_time_eq};
+use crate::auth::{Auth, Session};
 use crate::pages::{Lang, page};
 
 struct Words {
@@ -252,13 +252,8 @@ where
     let Some((session, actor)) = administrator(&auth, &headers, identity.as_ref()) else {
         return not_admin(&headers);
     };
-    if !constant_time_eq(session.row.csrf_token.as_bytes(), csrf.as_bytes()) {
-        return gateway::gate::json_error(
-            StatusCode::FORBIDDEN,
-            "GK-AUTH-002",
-            "missing or wrong CSRF value",
-        )
-        .map(axum::body::Body::new);
+    if let Some(refusal) = session.csrf_refusal(&csrf) {
+        return refusal;
     }
     let worker = Arc::clone(&auth);
     let outcome = tokio::task::spawn_blocking(move || {
@@ -520,13 +515,8 @@ pub async fn save_policy(
     let Some((session, actor)) = administrator(&auth, &headers, identity.as_ref()) else {
         return not_admin(&headers);
     };
-    if !constant_time_eq(session.row.csrf_token.as_bytes(), form.csrf.as_bytes()) {
-        return gateway::gate::json_error(
-            StatusCode::FORBIDDEN,
-            "GK-AUTH-002",
-            "missing or wrong CSRF value",
-        )
-        .map(axum::body::Body::new);
+    if let Some(refusal) = session.csrf_refusal(&form.csrf) {
+        return refusal;
     }
     let w = policy_words(Lang::from_headers(&headers));
     match auth.save_policy(&form.toml, &actor.name, actor.source.as_deref()) {

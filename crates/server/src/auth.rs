@@ -76,6 +76,21 @@ pub struct Session {
     pub row: SessionRow,
 }
 
+impl Session {
+    /// The refusal for a form whose CSRF value is not this session's; `None` when it matches.
+    pub fn csrf_refusal(&self, given: &str) -> Option<axum::response::Response> {
+        let matches = constant_time_eq(self.row.csrf_token.as_bytes(), given.as_bytes());
+        (!matches).then(|| {
+            gateway::gate::json_error(
+                http::StatusCode::FORBIDDEN,
+                "GK-AUTH-002",
+                "missing or wrong CSRF value",
+            )
+            .map(axum::body::Body::new)
+        })
+    }
+}
+
 /// Identity, sessions and policy, shared by the gate and the sign-in pages.
 pub struct Auth {
     database: Mutex<Database>,

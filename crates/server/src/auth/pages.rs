@@ -510,13 +510,8 @@ pub async fn logout(
     let Some(session) = auth.session(&headers) else {
         return Redirect::to("/_genkan/login").into_response();
     };
-    if !constant_time_eq(session.row.csrf_token.as_bytes(), form.csrf.as_bytes()) {
-        return gateway::gate::json_error(
-            StatusCode::FORBIDDEN,
-            "GK-AUTH-002",
-            "missing or wrong CSRF value",
-        )
-        .map(axum::body::Body::new);
+    if let Some(refusal) = session.csrf_refusal(&form.csrf) {
+        return refusal;
     }
     let everywhere = form.everywhere.is_some();
     let ended = auth.database().and_then(|db| {

@@ -295,13 +295,8 @@ pub async fn enrol(
     };
     let w = words(Lang::from_headers(&headers));
     let user = session.row.user.clone();
-    if !constant_time_eq(session.row.csrf_token.as_bytes(), form.csrf.as_bytes()) {
-        return gateway::gate::json_error(
-            StatusCode::FORBIDDEN,
-            "GK-AUTH-002",
-            "missing or wrong CSRF value",
-        )
-        .map(axum::body::Body::new);
+    if let Some(refusal) = session.csrf_refusal(&form.csrf) {
+        return refusal;
     }
     let unix = u64::try_from(crate::clock::timestamp_now().as_second()).unwrap_or(0);
     let Ok(state) = auth.database().and_then(|db| Ok(db.totp_state(&user)?)) else {
