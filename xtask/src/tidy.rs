@@ -16,8 +16,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("gateway", &[]),
     ("policy", &[]),
     ("records", &[]),
-    ("store-sqlite", &[]),
-    ("server", &["gateway", "policy", "store-sqlite"]),
+    ("store-sqlite", &["records"]),
+    ("server", &["gateway", "policy", "records", "store-sqlite"]),
     ("xtask", &[]),
 ];
 

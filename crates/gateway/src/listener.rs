@@ -329,7 +329,14 @@ impl FrontDoor {
         };
         let host = host_without_port(&public_host);
         // `/_genkan/` belongs to genkan's own pages (sign-in first of all), whatever the routes say.
-        let index = if request.uri().path().starts_with(RESERVED_PREFIX) {
+        let path = request.uri().path();
+        let local = path.starts_with(RESERVED_PREFIX)
+            || active
+                .settings
+                .local_prefixes
+                .iter()
+                .any(|prefix| path.starts_with(prefix.as_str()));
+        let index = if local {
             None
         } else {
             select(&active.settings.routes, &host, request.uri().path()).and_then(|route| {

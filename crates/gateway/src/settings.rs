@@ -24,6 +24,9 @@ pub struct Settings {
     pub error_page: Bytes,
     /// The port HTTP requests are redirected to (the public HTTPS port).
     pub https_redirect_port: u16,
+    /// Path prefixes that always go to genkan's built-in apps, whatever the routes say (as
+    /// `/_genkan/` does): the records Data API and SQL endpoint when records are served.
+    pub local_prefixes: Vec<String>,
 }
 
 /// Limits that protect the gateway from slow or oversized clients.

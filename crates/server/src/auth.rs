@@ -11,6 +11,7 @@
 
 mod limiter;
 pub mod pages;
+pub mod password_check;
 pub mod second_factor;
 pub mod totp;
 
@@ -48,6 +49,13 @@ fn is_public(path: &str) -> bool {
             | "/_genkan/logout"
             | "/_genkan/totp"
     ) || path.starts_with("/_genkan/static/")
+        || is_self_authenticating(path)
+}
+
+/// Paths whose handlers authenticate each request themselves (Data API tokens, API bearer
+/// tokens) and then ask [`Auth::permits`]: programs cannot follow a sign-in page.
+fn is_self_authenticating(path: &str) -> bool {
+    path.starts_with("/fmi/data/") || path == "/api/sql" || path.starts_with("/api/sql/")
 }
 
 /// The policy in force: the config's rules, then those saved from the admin pages.
@@ -299,6 +307,15 @@ impl Auth {
         }
     }
 
+    /// Whether any of these groups requires a second factor (programs that sign in with a
+    /// password alone are refused for such accounts).
+    pub fn requires_second_factor(&self, groups: &[String]) -> bool {
+        let settings = self.settings.load();
+        groups
+            .iter()
+            .any(|group| settings.totp_required_groups.contains(group))
+    }
+
     /// Whether the user belongs to a group that requires a one-time-password app and has none.
     pub fn needs_totp(&self, row: &SessionRow) -> bool {
         !row.totp_enrolled
@@ -306,6 +323,43 @@ impl Auth {
                 .groups
                 .iter()
                 .any(|group| self.settings.load().totp_required_groups.contains(group))
+    }
+
+    /// Whether the policy lets this user make this request (for handlers that authenticate
+    /// by themselves); refusals are audited like the gate's. `Err` carries the reason.
+    pub fn permits(
+        &self,
+        user: &str,
+        groups: &[String],
+        source: std::net::IpAddr,
+        method: &str,
+        host: &str,
+        path: &str,
+    ) -> Result<(), String> {
+        let decision = self.policy.load().decide(&policy::Request {
+            user: Some(user),
+            groups,
+            source,
+            method,
+            host,
+            path,
+            device_compliant: None,
+            now: clock::timestamp_now(),
+        });
+        if decision.allowed() {
+            return Ok(());
+        }
+        let source = source.to_string();
+        self.audit(
+            "access_denied",
+            Some(user),
+            Some(&source),
+            Some(path),
+            "denied",
+            decision.rule.as_deref(),
+            &decision.reason,
+        );
+        Err(decision.reason)
     }
 
     fn judge_at(&self, knock: &Knock<'_>, now: jiff::Timestamp) -> Verdict {

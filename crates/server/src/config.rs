@@ -17,15 +17,17 @@ use crate::pages;
 
 mod file;
 mod identity;
+mod records;
 mod routes;
 
 use routes::{header_policy, route_settings};
 
 pub use file::{
-    AccessLogFile, CompressionFile, ConfigFile, HeadersFile, IdentityFile, LimitsFile, RouteFile,
-    TlsFile, parse,
+    AccessLogFile, CompressionFile, ConfigFile, HeadersFile, IdentityFile, LimitsFile, RecordsFile,
+    RouteFile, TlsFile, parse,
 };
 pub use identity::{IdentitySettings, compile_policy};
+pub use records::{AccountSettings, DatabaseSettings, Grant, RecordsSettings, valid_database_name};
 
 /// A configuration problem, naming the key (as written in the file) and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +119,8 @@ pub struct Config {
     pub policy_document: policy::PolicyDocument,
     /// Sign-in and session settings.
     pub identity: IdentitySettings,
+    /// Records databases and the Data API.
+    pub records: RecordsSettings,
     /// The file this came from, for reloads.
     pub source: Option<PathBuf>,
 }
@@ -257,6 +261,12 @@ impl Config {
             None => Bytes::from_static(pages::UPSTREAM_ERROR_PAGE.as_bytes()),
         };
         let identity = identity::identity_settings(&file.identity)?;
+        let records = records::records_settings(file.records, base)?;
+        let local_prefixes = if records.databases.is_empty() {
+            Vec::new()
+        } else {
+            vec!["/fmi/data/".to_owned(), "/api/sql".to_owned()]
+        };
         let policy_document = file.policy;
         let policy = compile_policy(&policy_document)
             .map_err(|error| ConfigError::new(error.location, error.problem))?;
@@ -287,10 +297,12 @@ impl Config {
                 compression: CompressionPolicy::off(),
                 error_page,
                 https_redirect_port: file.https_redirect_port.unwrap_or(listen_https.port()),
+                local_prefixes,
             },
             policy: std::sync::Arc::new(policy),
             policy_document,
             identity,
+            records,
             source: None,
         })
     }

@@ -23,7 +23,12 @@ pub struct DataDir {
 impl DataDir {
     /// Creates the directory tree if needed, readable by genkan's user only.
     pub fn prepare(root: &Path) -> Result<Self> {
-        for dir in [root.to_path_buf(), root.join("tls"), root.join("logs")] {
+        for dir in [
+            root.to_path_buf(),
+            root.join("tls"),
+            root.join("logs"),
+            root.join("records"),
+        ] {
             create_private_dir(&dir)?;
         }
         Ok(Self {
@@ -39,6 +44,11 @@ impl DataDir {
     /// The SQLite database file.
     pub fn database(&self) -> PathBuf {
         self.root.join("genkan.db")
+    }
+
+    /// Where records databases live, one SQLite file each.
+    pub fn records(&self) -> PathBuf {
+        self.root.join("records")
     }
 
     /// Self-signed certificate and key paths.

@@ -18,6 +18,7 @@ pub mod datadir;
 pub mod identity;
 pub mod pages;
 pub mod policy_test;
+pub mod records;
 pub mod service;
 pub mod telemetry;
 
@@ -46,6 +47,8 @@ pub struct Running {
     pub data_dir: PathBuf,
     /// Whether this start made a new self-signed certificate.
     pub made_self_signed: bool,
+    /// Where the plain-HTTP loopback Data API listener is, if on.
+    pub data_api_addr: Option<SocketAddr>,
     initial_admin_password: Option<String>,
     config: Config,
     door: Arc<FrontDoor>,
@@ -84,7 +87,26 @@ pub async fn start(config: Config) -> Result<Running> {
         config.identity.clone(),
         config.policy_document.clone(),
     )?);
-    let local = built_in_apps(Arc::clone(&auth));
+    let records = if config.records.databases.is_empty() {
+        None
+    } else {
+        let opened =
+            records::Records::open(config.records.clone(), &data.records(), Arc::clone(&auth))?;
+        for database in opened.database_names() {
+            datadir::restrict_to_owner(&records::database_path(&data.records(), &database))?;
+        }
+        Some(Arc::new(opened))
+    };
+    let data_api = match config.records.data_api_listen {
+        Some(addr) if records.is_some() => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("records.data_api_listen: cannot listen on {addr}"))?,
+        ),
+        _ => None,
+    };
+    let data_api_addr = data_api.as_ref().map(TcpListener::local_addr).transpose()?;
+    let local = built_in_apps(Arc::clone(&auth), records.clone());
     let door = FrontDoor::new(
         settings,
         certs,
@@ -106,6 +128,19 @@ pub async fn start(config: Config) -> Result<Running> {
             Arc::clone(&door).serve_redirect(http, shutdown_rx.clone()),
         ));
     }
+    if let (Some(listener), Some(records)) = (data_api, &records) {
+        tasks.push(tokio::spawn(records::serve_plain(
+            listener,
+            Arc::clone(records),
+            shutdown_rx.clone(),
+        )));
+    }
+    if let Some(records) = &records {
+        tasks.push(tokio::spawn(records::housekeeping_every_minute(
+            Arc::clone(records),
+            shutdown_rx.clone(),
+        )));
+    }
     tasks.push(tokio::spawn(hourly_housekeeping(
         Arc::clone(&auth),
         shutdown_rx,
@@ -116,6 +151,7 @@ pub async fn start(config: Config) -> Result<Running> {
         http_addr,
         data_dir: data.root().to_owned(),
         made_self_signed,
+        data_api_addr,
         initial_admin_password,
         config,
         door,
@@ -147,6 +183,9 @@ impl Running {
             || fresh.data_dir != self.config.data_dir
         {
             tracing::warn!("listener or data_dir changes take effect only after a restart");
+        }
+        if format!("{:?}", fresh.records) != format!("{:?}", self.config.records) {
+            tracing::warn!("[records] changes take effect only after a restart");
         }
         let data = DataDir::prepare(&self.config.data_dir)?;
         let (certified, _) = load_certificate(&fresh, &data)?;
@@ -250,8 +289,11 @@ async fn hourly_housekeeping(auth: Arc<auth::Auth>, mut shutdown: watch::Receive
 }
 
 /// genkan's own pages as the gateway's fallback service.
-fn built_in_apps(auth: Arc<auth::Auth>) -> LocalApp {
-    let router = pages::router(auth);
+fn built_in_apps(auth: Arc<auth::Auth>, records: Option<Arc<records::Records>>) -> LocalApp {
+    let mut router = pages::router(auth);
+    if let Some(records) = records {
+        router = router.merge(records::router(records));
+    }
     let service = ServiceExt::<http::Request<hyper::body::Incoming>>::map_response(
         router,
         |response: axum::response::Response| response.map(gateway::boxed),

@@ -13,10 +13,12 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags};
 
 mod identity;
+pub mod records;
 mod sessions;
 mod totp;
 
 pub use identity::{AuditEvent, GroupRow, UserRow};
+pub use records::{RecordsDb, SqlSession};
 pub use sessions::SessionRow;
 pub use totp::TotpState;
 

@@ -13,10 +13,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use super::password_check::PasswordCheck;
 use super::{
     Auth, LOGIN_CSRF_COOKIE, SESSION_COOKIE, constant_time_eq, cookie, random_token, sha256_hex,
 };
-use crate::identity::{MAX_PASSWORD_LEN, check_password, hash_password, verify_password};
+use crate::identity::{check_password, hash_password, verify_password};
 use crate::pages::{Lang, page};
 
 /// Who is asking, as the gateway's gate saw it.
@@ -193,94 +194,26 @@ pub async fn login(
         );
     }
     let user = form.user.trim().to_ascii_lowercase();
-    let settings = auth.settings.load_full();
-    let now = crate::clock::timestamp_now();
-    let (source_key, user_key) = (format!("source:{source}"), format!("user:{user}"));
-    let (source_failures, user_failures) = match auth.limiter.lock() {
-        Ok(mut limiter) => (
-            limiter.count(&source_key, now, settings.lockout),
-            limiter.count(&user_key, now, settings.lockout),
-        ),
-        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    };
-    if source_failures >= settings.max_failed_logins_per_source as usize {
-        auth.audit(
-            "login_refused",
-            Some(&user),
-            Some(&source),
-            Some(&user),
-            "refused",
-            None,
-            "too many failures from this address",
-        );
-        return login_page(
-            &headers,
-            form.next.as_deref(),
-            Some(w.too_many),
-            StatusCode::TOO_MANY_REQUESTS,
-        );
-    }
-    let locked = user_failures >= settings.max_failed_logins as usize;
-    let well_formed =
-        !user.is_empty() && user.len() <= 64 && form.password.len() <= MAX_PASSWORD_LEN;
-    let stored = if well_formed {
-        auth.database()
-            .ok()
-            .and_then(|db| db.user(&user).ok().flatten())
-    } else {
-        None
-    };
-    let hash = stored.as_ref().map_or_else(
-        || super::DECOY_HASH.to_owned(),
-        |row| row.password_hash.clone(),
-    );
-    let password = form.password;
-    // Argon2 takes tens of milliseconds of CPU: keep it off the request threads.
-    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .unwrap_or(false);
-    let accepted = matches && !locked && stored.as_ref().is_some_and(|row| !row.disabled);
-    if !accepted {
-        let reason = match (&stored, locked) {
-            (_, true) => "account locked",
-            (None, _) => "unknown user",
-            (Some(row), _) if row.disabled => "user disabled",
-            _ => "wrong password",
-        };
-        if let Ok(mut limiter) = auth.limiter.lock() {
-            limiter.fail(&source_key, now, settings.lockout);
-            if !locked {
-                limiter.fail(&user_key, now, settings.lockout);
-                if user_failures + 1 == settings.max_failed_logins as usize {
-                    auth.audit(
-                        "lockout",
-                        Some(&user),
-                        Some(&source),
-                        Some(&user),
-                        "locked",
-                        None,
-                        "too many failed sign-ins",
-                    );
-                }
-            }
+    let stored = match auth.check_password(&user, form.password, &source).await {
+        PasswordCheck::Accepted(row) => row,
+        PasswordCheck::SourceBlocked => {
+            return login_page(
+                &headers,
+                form.next.as_deref(),
+                Some(w.too_many),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
         }
-        auth.audit(
-            "login_failed",
-            Some(&user),
-            Some(&source),
-            Some(&user),
-            "failed",
-            None,
-            reason,
-        );
-        return login_page(
-            &headers,
-            form.next.as_deref(),
-            Some(w.failed),
-            StatusCode::UNAUTHORIZED,
-        );
-    }
-    if stored.as_ref().is_some_and(|row| row.totp_enrolled) {
+        PasswordCheck::Refused => {
+            return login_page(
+                &headers,
+                form.next.as_deref(),
+                Some(w.failed),
+                StatusCode::UNAUTHORIZED,
+            );
+        }
+    };
+    if stored.totp_enrolled {
         // The password was right; the one-time code decides. Failures there count as well.
         return super::second_factor::start(
             &auth,
@@ -290,10 +223,8 @@ pub async fn login(
             &form.csrf,
         );
     }
-    if let Ok(mut limiter) = auth.limiter.lock() {
-        limiter.clear(&user_key);
-    }
-    let must_change = stored.is_some_and(|row| row.must_change_password);
+    auth.login_succeeded(&user);
+    let must_change = stored.must_change_password;
     finish_login(
         &auth,
         &headers,

@@ -53,6 +53,108 @@ pub struct ConfigFile {
     /// Sign-in, sessions, lockout and the audit trail.
     #[serde(default)]
     pub identity: IdentityFile,
+    /// Records databases, the FileMaker Data API and SQL.
+    #[serde(default)]
+    pub records: RecordsFile,
+}
+
+/// `[records]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsFile {
+    /// Extra plain-HTTP listener for the Data API and SQL, loopback addresses only (FileMaker
+    /// Server's internal port is `127.0.0.1:3000`). Default: none (HTTPS listener only).
+    pub data_api_listen: Option<String>,
+    /// A Data API token ends after this long without use. Default `"15m"`.
+    pub session_idle_timeout: Option<String>,
+    /// Data API sessions open at once (more is refused with 956). Default `1000`.
+    pub max_sessions: Option<usize>,
+    /// How long an edit lease lasts without renewal. Default `"2m"`.
+    pub lease_duration: Option<String>,
+    /// Largest `limit` a Data API request may ask for. Default `10000`.
+    pub max_limit: Option<u64>,
+    /// `[[records.database]]` tables.
+    #[serde(default, rename = "database")]
+    pub databases: Vec<RecordsDatabaseFile>,
+    /// `[[records.layout]]` tables.
+    #[serde(default, rename = "layout")]
+    pub layouts: Vec<RecordsLayoutFile>,
+    /// `[[records.grant]]` tables.
+    #[serde(default, rename = "grant")]
+    pub grants: Vec<RecordsGrantFile>,
+    /// `[[records.account]]` tables.
+    #[serde(default, rename = "account")]
+    pub accounts: Vec<RecordsAccountFile>,
+}
+
+/// `[[records.database]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsDatabaseFile {
+    /// The database's name in Data API paths (letters, digits, `_`, `-`).
+    pub name: String,
+    /// SQL file run once, when the database file is first created (tables, first rows).
+    pub setup_sql: Option<PathBuf>,
+}
+
+/// `[[records.layout]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsLayoutFile {
+    /// Database the layout belongs to.
+    pub database: String,
+    /// Layout name.
+    pub name: String,
+    /// Table it shows.
+    pub table: String,
+    /// Fields shown; default all.
+    pub fields: Option<Vec<String>>,
+    /// `[[records.layout.portal]]` tables.
+    #[serde(default, rename = "portal")]
+    pub portals: Vec<RecordsPortalFile>,
+}
+
+/// `[[records.layout.portal]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsPortalFile {
+    /// Portal name (the key in `portalData`).
+    pub name: String,
+    /// Related table.
+    pub table: String,
+    /// Column of the related table holding the key.
+    pub foreign_key: String,
+    /// Column of the layout's table it matches. Default `ROWID` (the recordId).
+    pub local_key: Option<String>,
+    /// Related fields shown; default all.
+    pub fields: Option<Vec<String>>,
+}
+
+/// `[[records.grant]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsGrantFile {
+    /// Group the grant is for.
+    pub group: String,
+    /// Database.
+    pub database: String,
+    /// Tables, or `["*"]` for all.
+    pub tables: Vec<String>,
+    /// `read`, `write` (includes read) or `schema` (includes write).
+    pub access: String,
+}
+
+/// `[[records.account]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsAccountFile {
+    /// Account name; created as a genkan user at start if no user has it (never changed after).
+    pub name: String,
+    /// Its password (for demos and test rigs: prefer `genkan user add`).
+    pub password: String,
+    /// Groups it is put in when created.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 /// `[tls]`
