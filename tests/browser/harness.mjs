@@ -26,9 +26,13 @@ export async function startLegacyApp() {
   return { server, port: server.address().port };
 }
 
-/** Starts genkan with `extra` config; resolves once it prints where it serves. */
-export async function startGenkan(extra) {
+/**
+ * Starts genkan with `extra` config; resolves once it prints where it serves. `prepare(dir)`
+ * may put files beside the config first (setup SQL, for instance).
+ */
+export async function startGenkan(extra, prepare = () => {}) {
   const dir = mkdtempSync(join(tmpdir(), "genkan-browser-"));
+  prepare(dir);
   const config = join(dir, "genkan.toml");
   writeFileSync(config, `data_dir = "data"\nlisten_https = "127.0.0.1:0"\nlisten_http = "off"\n${extra}`);
   const child = spawn(genkanBin, ["serve", "--config", config], { stdio: ["ignore", "pipe", "pipe"] });

@@ -136,7 +136,7 @@ pub async fn start(config: Config) -> Result<Running> {
         )));
     }
     if let Some(records) = &records {
-        tasks.push(tokio::spawn(records::housekeeping_every_minute(
+        tasks.push(tokio::spawn(records::housekeeping_loop(
             Arc::clone(records),
             shutdown_rx.clone(),
         )));

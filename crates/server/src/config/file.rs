@@ -69,6 +69,9 @@ pub struct RecordsFile {
     pub session_idle_timeout: Option<String>,
     /// Data API sessions open at once (more is refused with 956). Default `1000`.
     pub max_sessions: Option<usize>,
+    /// An SQL transaction (`BEGIN` over `/api/sql`) idle this long is rolled back: it holds the
+    /// database's one write lock. Default `"30s"`.
+    pub transaction_idle_timeout: Option<String>,
     /// How long an edit lease lasts without renewal. Default `"2m"`.
     pub lease_duration: Option<String>,
     /// Largest `limit` a Data API request may ask for. Default `10000`.

@@ -59,6 +59,8 @@ pub struct RecordsSettings {
     pub session_idle_timeout: Duration,
     /// Data API sessions at once.
     pub max_sessions: usize,
+    /// An open SQL transaction idle this long is rolled back.
+    pub transaction_idle_timeout: Duration,
     /// Edit lease duration.
     pub lease_duration: Duration,
     /// Largest `limit` accepted.
@@ -229,6 +231,11 @@ pub(super) fn records_settings(
             Duration::from_secs(15 * 60),
         )?,
         max_sessions: file.max_sessions.unwrap_or(1000).max(1),
+        transaction_idle_timeout: span(
+            "records.transaction_idle_timeout",
+            &file.transaction_idle_timeout,
+            Duration::from_secs(30),
+        )?,
         lease_duration: span(
             "records.lease_duration",
             &file.lease_duration,

@@ -42,6 +42,10 @@ pub struct SqlSession {
     /// Whether the SQLite transaction behind it has begun (at the session's first write).
     writing: bool,
     locked: Vec<(String, i64)>,
+    /// Why the open transaction was rolled back behind the client's back (a failed statement,
+    /// idle too long): until the client says ROLLBACK (or COMMIT, which reports it), every
+    /// statement is refused, so nothing meant for the transaction runs outside it.
+    aborted: Option<String>,
 }
 
 impl std::fmt::Debug for SqlSession {
@@ -57,6 +61,11 @@ impl SqlSession {
     /// Whether a transaction is open.
     pub fn in_transaction(&self) -> bool {
         self.in_transaction
+    }
+
+    /// Whether the session's transaction was rolled back and awaits the client's ROLLBACK.
+    pub fn aborted(&self) -> Option<&str> {
+        self.aborted.as_deref()
     }
 }
 
@@ -421,6 +430,34 @@ impl RecordsDb {
         let result = (|| -> Result<(), StoreError> {
             for (offset, (plan, statement)) in plans.iter().zip(statements).enumerate() {
                 let index = offset + 1;
+                if let Some(reason) = session.aborted.clone() {
+                    match plan {
+                        Plan::Rollback => {
+                            session.aborted = None;
+                            outcomes.push(StatementOutcome::default());
+                            continue;
+                        }
+                        Plan::Commit => {
+                            session.aborted = None;
+                            return Err(sql_error(
+                                index,
+                                Code::FileLocked,
+                                format!(
+                                    "nothing was committed: the transaction had been rolled back ({reason})"
+                                ),
+                            ));
+                        }
+                        _ => {
+                            return Err(sql_error(
+                                index,
+                                Code::FileLocked,
+                                format!(
+                                    "the transaction was rolled back ({reason}); send ROLLBACK, then start again"
+                                ),
+                            ));
+                        }
+                    }
+                }
                 match plan {
                     Plan::Begin => {
                         if session.in_transaction {
@@ -539,8 +576,12 @@ impl RecordsDb {
             let _ = writer.connection.execute_batch("ROLLBACK");
         }
         self.release(actor.session, autocommit_leases);
-        if result.is_err() && session.in_transaction {
-            self.end_sql_session(session, actor.session);
+        if let (Err(error), true) = (&result, session.in_transaction) {
+            let reason = match error {
+                StoreError::Sql { index, .. } => format!("statement {index} of that call failed"),
+                _ => "a statement failed".to_owned(),
+            };
+            self.abort_sql_session(session, actor.session, &reason);
         }
         if reshaped {
             self.schema_changed();
@@ -555,6 +596,16 @@ impl RecordsDb {
         let mut leases = self.leases();
         for (table, id) in taken {
             leases.release(&table, id, session_id);
+        }
+    }
+
+    /// Rolls back the session's open transaction, releases its leases, and refuses what the
+    /// client sends next until it says ROLLBACK (an idle transaction holds SQLite's one write
+    /// lock, so it cannot be allowed to stay open).
+    pub fn abort_sql_session(&self, session: &mut SqlSession, session_id: &str, reason: &str) {
+        if session.in_transaction {
+            self.end_sql_session(session, session_id);
+            session.aborted = Some(reason.to_owned());
         }
     }
 

@@ -9,6 +9,7 @@
 pub mod data_api;
 pub mod envelope;
 pub mod fm_records;
+pub mod page;
 pub mod params;
 pub mod sql_api;
 
@@ -249,11 +250,30 @@ impl Records {
         }
     }
 
-    /// Ends idle sessions and drops lapsed leases; run every minute.
+    /// Ends idle sessions, rolls back idle SQL transactions and drops lapsed leases.
     pub fn housekeeping(&self, now_ms: i64) {
         let mut sessions = lock(&self.sessions);
         self.sweep_locked(&mut sessions, now_ms);
+        let open: Vec<Arc<ApiSession>> = sessions.values().cloned().collect();
         drop(sessions);
+        let idle_limit = self.settings.transaction_idle_timeout;
+        let idle_ms = i64::try_from(idle_limit.as_millis()).unwrap_or(i64::MAX);
+        for session in open {
+            // A session busy with a call is not idle; the next round looks again.
+            let Ok(mut state) = session.state.try_lock() else {
+                continue;
+            };
+            if state.sql.in_transaction() && now_ms.saturating_sub(state.last_used_ms) > idle_ms {
+                if let Some(db) = self.database(&session.database) {
+                    let reason = format!(
+                        "idle for more than {}",
+                        humantime::format_duration(idle_limit)
+                    );
+                    db.abort_sql_session(&mut state.sql, &session.lease_id, &reason);
+                    tracing::warn!(user = %session.user, %reason, "SQL transaction rolled back");
+                }
+            }
+        }
         for db in self.databases.values() {
             let (_, lapsed) = db.leases(now_ms);
             for lease in lapsed {
@@ -287,6 +307,15 @@ pub fn router(records: Arc<Records>) -> axum::Router {
     axum::Router::new()
         .route("/fmi/data/{*rest}", axum::routing::any(data_api::handle))
         .route("/api/sql", axum::routing::any(sql_api::handle))
+        .route("/_genkan/records", axum::routing::get(page::overview))
+        .route(
+            "/_genkan/records/{database}/{layout}",
+            axum::routing::get(page::list),
+        )
+        .route(
+            "/_genkan/records/{database}/{layout}/{id}",
+            axum::routing::get(page::form).post(page::act),
+        )
         .with_state(records)
 }
 
@@ -321,12 +350,13 @@ pub async fn serve_plain(
     }
 }
 
-/// Ends idle Data API sessions and drops lapsed edit leases every minute until shutdown.
-pub async fn housekeeping_every_minute(
+/// Ends idle Data API sessions, rolls back idle SQL transactions and drops lapsed edit leases,
+/// every few seconds until shutdown (an idle transaction holds the database's write lock).
+pub async fn housekeeping_loop(
     records: Arc<Records>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60));
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(5));
     loop {
         tokio::select! {
             _ = ticks.tick() => {
