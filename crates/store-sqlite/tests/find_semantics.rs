@@ -18,7 +18,9 @@ fn customers() -> Connection {
                ('Taro Yamada', 'Tokyo', 1500),
                ('Kotaro Sato', 'Nagoya', 20),
                ('100% Orange', 'Osaka', 15),
-               ('', 'Kobe', NULL);",
+               ('', 'Kobe', NULL),
+               ('佐藤　花子', '東京都・港区', 300),
+               ('Ito (Ken), sales/support', '03-1234-5678', 40);",
         )
         .unwrap();
     connection
@@ -78,7 +80,7 @@ fn empty_not_empty_ranges_and_comparisons() {
     assert_eq!(find(&[("name", FieldKind::Text, "=", false)]), vec![6]);
     assert_eq!(
         find(&[("name", FieldKind::Text, "*", false)]),
-        vec![1, 2, 3, 4, 5]
+        vec![1, 2, 3, 4, 5, 7, 8]
     );
     assert_eq!(
         find(&[("price", FieldKind::Number, "800...1200", false)]),
@@ -86,7 +88,7 @@ fn empty_not_empty_ranges_and_comparisons() {
     );
     assert_eq!(
         find(&[("price", FieldKind::Number, "<100", false)]),
-        vec![4, 5]
+        vec![4, 5, 8]
     );
     assert_eq!(
         find(&[("price", FieldKind::Number, "1500", false)]),
@@ -102,4 +104,29 @@ fn requests_extend_and_omits_subtract() {
         ("price", FieldKind::Number, ">1000", true),
     ]);
     assert_eq!(found, vec![2, 5]);
+}
+
+#[test]
+fn punctuation_and_the_ideographic_space_separate_words() {
+    // 「佐藤　花子」 is written with U+3000 between the family and the given name.
+    assert_eq!(find(&[("name", FieldKind::Text, "花子", false)]), vec![7]);
+    assert_eq!(
+        find(&[("name", FieldKind::Text, "佐藤 花", false)]),
+        vec![7]
+    );
+    assert_eq!(find(&[("city", FieldKind::Text, "港区", false)]), vec![7]);
+    // Brackets, commas and slashes split words; hyphens do not.
+    assert_eq!(find(&[("name", FieldKind::Text, "ken", false)]), vec![8]);
+    assert_eq!(
+        find(&[("name", FieldKind::Text, "=support", false)]),
+        vec![8]
+    );
+    assert_eq!(
+        find(&[("city", FieldKind::Text, "03-1234", false)]),
+        vec![8]
+    );
+    assert_eq!(
+        find(&[("city", FieldKind::Text, "1234", false)]),
+        Vec::<i64>::new()
+    );
 }
