@@ -690,3 +690,39 @@ pub fn bad_names_get_filemaker_codes<S: Store>(store: &S) -> Outcome {
     );
     Ok(())
 }
+
+/// A table with leased records can be neither dropped nor altered (a renamed table would slip
+/// out from under its leases) until the leases end.
+pub fn leased_tables_keep_their_shape<S: Store>(store: &S) -> Outcome {
+    setup(store)?;
+    store
+        .lock(ALICE, "customers", 1, 60_000)
+        .map_err(fail("lock"))?;
+    for probe in [
+        "ALTER TABLE customers RENAME TO clients",
+        "ALTER TABLE customers ADD COLUMN note TEXT",
+        "DROP TABLE customers",
+    ] {
+        let result = sql(store, BOB, &[probe]);
+        ensure!(
+            result.is_err(),
+            "`{probe}` refused while a record is leased: {result:?}"
+        );
+    }
+    let layout = store
+        .layout("customers")
+        .map_err(fail("layout still there"))?;
+    let blocked = store.edit(BOB, &layout, 1, &[("name".into(), text("x"))], None);
+    ensure!(
+        matches!(blocked, Err(StoreError::Locked(_))),
+        "lease still guards: {blocked:?}"
+    );
+    store.release_session(ALICE.session);
+    sql(store, BOB, &["ALTER TABLE customers RENAME TO clients"])
+        .map_err(fail("rename after release"))?;
+    ensure!(
+        store.layout("clients").is_ok(),
+        "renamed table has its layout"
+    );
+    Ok(())
+}

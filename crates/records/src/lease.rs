@@ -231,18 +231,6 @@ impl Leases {
         all
     }
 
-    /// Renames a table's leases (after `ALTER TABLE … RENAME TO`) or drops them (table dropped).
-    pub fn table_renamed(&mut self, from: &str, to: Option<&str>) {
-        if let Some(mut rows) = self.by_table.remove(from) {
-            if let Some(to) = to {
-                for lease in rows.values_mut() {
-                    to.clone_into(&mut lease.table);
-                }
-                self.by_table.insert(to.to_owned(), rows);
-            }
-        }
-    }
-
     fn live_mut(&mut self, table: &str, record_id: i64, now_ms: i64) -> Option<&mut Lease> {
         self.by_table
             .get_mut(table)?

@@ -135,7 +135,6 @@ fn authorizer(
                 }
             }
             AuthAction::CreateTable { table_name }
-            | AuthAction::AlterTable { table_name, .. }
             | AuthAction::CreateIndex { table_name, .. }
             | AuthAction::DropIndex { table_name, .. }
             | AuthAction::CreateView {
@@ -148,7 +147,9 @@ fn authorizer(
                 lock(&seen).reshaped = true;
                 check(Access::Schema, table_name)
             }
-            AuthAction::DropTable { table_name } => {
+            // Dropping or reshaping (renaming above all) a table whose records are leased
+            // would let the leases stop guarding those rows: refused until they are released.
+            AuthAction::DropTable { table_name } | AuthAction::AlterTable { table_name, .. } => {
                 lock(&seen).reshaped = true;
                 let held = lock(&leases).list(now_ms).into_iter().find(|lease| {
                     lease.table == table_name && lease.holder.session != actor_session
