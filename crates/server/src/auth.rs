@@ -307,6 +307,13 @@ impl Auth {
         }
     }
 
+    /// Whether the policy lets members of `groups` use `capability` (everything is allowed
+    /// while the policy has no `capabilities` table).
+    pub fn has_capability(&self, groups: &[String], capability: policy::Capability) -> bool {
+        let policy = self.policy.load();
+        !policy.restricts_capabilities() || policy.capabilities(groups).contains(&capability)
+    }
+
     /// Whether any of these groups requires a second factor (programs that sign in with a
     /// password alone are refused for such accounts).
     pub fn requires_second_factor(&self, groups: &[String]) -> bool {

@@ -330,6 +330,15 @@ pub async fn handle(
     ) {
         return fail(Code::InsufficientPrivileges, Some(&reason));
     }
+    if !records
+        .auth
+        .has_capability(caller.groups(), policy::Capability::Sql)
+    {
+        return fail(
+            Code::InsufficientPrivileges,
+            Some("the policy does not give your groups the `sql` capability"),
+        );
+    }
     let body = match call.json_body() {
         Ok(body) => body,
         Err(response) => return response,
