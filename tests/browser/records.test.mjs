@@ -17,7 +17,7 @@ let browser;
 before(async () => {
   genkan = await startGenkan(`
 [records]
-lease_duration = "2m"
+lease_duration = "3s"
 
 [[records.database]]
 name = "demo"
@@ -176,6 +176,28 @@ test("a form saved after someone else's change is refused by its modId", async (
   await tanaka.goto(record);
   assert.equal(await tanaka.inputValue("#f-note"), "");
   await tanaka.context().close();
+  await yamada.context().close();
+});
+
+test("an open form keeps its lease alive; a closed tab lets it lapse", async () => {
+  const tanaka = await signedIn("tanaka");
+  const yamada = await signedIn("yamada");
+  const record = `${genkan.origin}/_genkan/records/demo/customers/3`;
+  await tanaka.goto(record);
+  await Promise.all([tanaka.waitForLoadState("load"), tanaka.click('button[value="edit"]')]);
+  // Twice the lease's length: only the page's heartbeat keeps it.
+  await tanaka.waitForTimeout(6_000);
+  await yamada.goto(record);
+  assert.match(await yamada.textContent("#lock"), /tanaka/);
+  await tanaka.context().close();
+  let lapsed = false;
+  for (let attempt = 0; attempt < 20 && !lapsed; attempt += 1) {
+    await yamada.waitForTimeout(500);
+    await yamada.goto(record);
+    lapsed = (await yamada.locator("#lock").count()) === 0;
+  }
+  assert.ok(lapsed, "the lease lapsed after the editing tab closed");
+  assert.equal(await yamada.locator('button[value="edit"]').count(), 1);
   await yamada.context().close();
 });
 

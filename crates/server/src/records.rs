@@ -316,6 +316,14 @@ pub fn router(records: Arc<Records>) -> axum::Router {
             "/_genkan/records/{database}/{layout}/{id}",
             axum::routing::get(page::form).post(page::act),
         )
+        .route(
+            "/_genkan/records/{database}/{layout}/{id}/lease",
+            axum::routing::post(page::renew),
+        )
+        .route(
+            "/_genkan/static/records-lease.js",
+            axum::routing::get(page::lease_script),
+        )
         .with_state(records)
 }
 

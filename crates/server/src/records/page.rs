@@ -10,8 +10,8 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use gateway::gate::html_escape as escape;
 use records::{
     Access, Code, Datum, FindByName, Grants, Layout, Lease, Query, Range, SortRequest, Store,
@@ -29,7 +29,7 @@ const PAGE_SIZE: u64 = 50;
 mod form;
 mod words;
 
-pub use form::{act, form};
+pub use form::{act, form, renew};
 use words::{Words, words};
 
 /// Who is using the page: the browser session, its lease name and its grants in a database.
@@ -103,7 +103,27 @@ nav.crumbs{{margin-bottom:1rem}}form.find input{{display:inline-block;width:auto
 form.find label{{display:inline-block;margin:.2rem .8rem .2rem 0}}.muted{{color:#666}}\
 dl.record dt{{font-weight:600;margin-top:.6rem}}dl.record dd{{margin-left:0}}dl.record input{{width:100%;max-width:36rem;padding:.4rem;font-size:1rem;box-sizing:border-box}}dl.record input[readonly]{{background:#f4f4f4;border:1px solid #ccc}}.badge{{display:inline-block;background:#7a4b2a;color:#fff;border-radius:3px;padding:0 .35rem;margin-right:.35rem;font-size:.8rem}}</style>{body}"
     );
-    page(lang, status, title, &body)
+    let mut response = page(lang, status, title, &body);
+    // The form view's one script (the lease heartbeat) comes from genkan itself.
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'self'",
+        ),
+    );
+    response
+}
+
+/// `GET /_genkan/static/records-lease.js`: the lease heartbeat of the form view.
+pub async fn lease_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("page/lease.js"),
+    )
+        .into_response()
 }
 
 fn refused(lang: Lang, status: StatusCode, message: &str) -> Response {

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gateway::gate::html_escape as escape;
 use records::{
-    Access, Actor, Code, Datum, FieldKind, Grants, Layout, Range, Record, Store, StoreError,
+    Access, Actor, Code, Datum, FieldKind, Grants, Layout, Lease, Range, Record, Store, StoreError,
 };
 use store_sqlite::RecordsDb;
 
@@ -117,7 +117,9 @@ async fn show_form(
             escape(&lock_text(&w, lease))
         )),
         (None, true) => body.push_str(&format!(
-            "<p class=\"notice\" id=\"lock\">{}</p>",
+            "<p class=\"notice\" id=\"lock\" data-template=\"{}\" data-lost=\"{}\">{}</p>",
+            escape(w.you_are_editing),
+            escape(w.lease_lost),
             w.you_are_editing.replace(
                 "{until}",
                 &local_time(lease.as_ref().map_or(0, |l| l.expires_ms))
@@ -127,10 +129,19 @@ async fn show_form(
     }
     let csrf = escape(&viewer.session.row.csrf_token);
     body.push_str(&format!(
-        "<form method=\"post\" action=\"{base}/{id}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+        "<form method=\"post\" action=\"{base}/{id}\"{lease}><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
 <input type=\"hidden\" name=\"modId\" value=\"{mod_id}\"><dl class=\"record\">",
         id = record.record_id,
         mod_id = record.mod_id,
+        lease = if editing {
+            format!(
+                " data-lease=\"{base}/{}/lease\" data-renew-seconds=\"{}\"",
+                record.record_id,
+                (records.lease_ms() / 3000).clamp(1, 60)
+            )
+        } else {
+            String::new()
+        },
     ));
     for (name, value) in &record.fields {
         body.push_str(&format!(
@@ -157,6 +168,9 @@ async fn show_form(
     }
     body.push_str("</p></form>");
     body.push_str(&portals_html(&w, &db, &layout, record_id).await);
+    if editing {
+        body.push_str("<script type=\"module\" src=\"/_genkan/static/records-lease.js\"></script>");
+    }
     records_page(lang, StatusCode::OK, &layout.name, &body)
 }
 
@@ -385,5 +399,84 @@ mod tests {
             changed_fields(&layout, &current, &submitted),
             [("age".to_owned(), Datum::Integer(31))]
         );
+    }
+}
+
+/// `POST /_genkan/records/{database}/{layout}/{id}/lease`: the heartbeat. Renews the lease
+/// this browser session holds (CSRF value in `X-CSRF-Token`) and says until when, as JSON.
+pub async fn renew(
+    State(records): State<Arc<Records>>,
+    Path((database, layout_name, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = Lang::from_headers(&headers);
+    let w = words(lang);
+    let reply = |status: StatusCode, body: serde_json::Value| {
+        (
+            status,
+            [
+                (header::CACHE_CONTROL, "no-store"),
+                (header::CONTENT_TYPE, "application/json"),
+            ],
+            body.to_string(),
+        )
+            .into_response()
+    };
+    let Some(viewer) = Viewer::from(&records, &headers) else {
+        return reply(
+            StatusCode::UNAUTHORIZED,
+            serde_json::json!({"message": w.sign_in_first}),
+        );
+    };
+    let given = headers
+        .get("X-CSRF-Token")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    if let Some(refusal) = viewer.session.csrf_refusal(given) {
+        return refusal;
+    }
+    let (Some(db), Ok(record_id)) = (records.database(&database), id.parse::<i64>()) else {
+        return reply(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"message": w.no_such_record}),
+        );
+    };
+    let ttl = records.lease_ms();
+    let (user, lease_id) = (viewer.session.row.user.clone(), viewer.lease_id.clone());
+    let renewed = blocking(move || -> Result<Lease, StoreError> {
+        let layout = db.layout(&layout_name)?;
+        let actor = Actor {
+            user: &user,
+            session: &lease_id,
+            now_ms: now_ms(),
+        };
+        // Only a lease this session still holds is renewed; a lapsed one is not taken again
+        // behind the person's back.
+        match db.lease(&layout.table, record_id, actor.now_ms) {
+            Some(lease) if lease.holder.session == lease_id => {
+                db.lock(actor, &layout.table, record_id, ttl)
+            }
+            Some(lease) => Err(StoreError::Locked(vec![lease])),
+            None => Err(StoreError::fm(Code::RecordInUse, "the lease has lapsed")),
+        }
+    })
+    .await;
+    match renewed {
+        Some(Ok(lease)) => reply(
+            StatusCode::OK,
+            serde_json::json!({"until": local_time(lease.expires_ms)}),
+        ),
+        Some(Err(StoreError::Locked(leases))) => reply(
+            StatusCode::CONFLICT,
+            serde_json::json!({"message": leases.first().map(|lease| lock_text(&w, lease))}),
+        ),
+        Some(Err(_)) => reply(
+            StatusCode::CONFLICT,
+            serde_json::json!({"message": w.lease_lost}),
+        ),
+        None => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({"message": w.failed}),
+        ),
     }
 }

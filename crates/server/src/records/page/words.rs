@@ -26,6 +26,7 @@ pub(super) struct Words {
     pub locked_by: &'static str,
     /// `{until}`.
     pub you_are_editing: &'static str,
+    pub lease_lost: &'static str,
     pub previous: &'static str,
     pub next: &'static str,
     pub edit: &'static str,
@@ -62,6 +63,7 @@ pub(super) fn words(lang: Lang) -> Words {
             lock: "編集中",
             locked_by: "{user} さんが {since} から編集中です",
             you_are_editing: "あなたが編集中です（{until} まで他の人は変更できません）。保存または取消で終了します。",
+            lease_lost: "編集の権利が切れました。保存すると、その間に他の人が変更していなければ保存されます。",
             previous: "← 前へ",
             next: "次へ →",
             edit: "編集",
@@ -94,6 +96,7 @@ pub(super) fn words(lang: Lang) -> Words {
             lock: "Being edited",
             locked_by: "{user} has been editing this since {since}",
             you_are_editing: "You are editing this record (nobody else can change it until {until}). Save or Cancel ends it.",
+            lease_lost: "Your edit lease has lapsed. Saving still works if nobody changed the record in the meantime.",
             previous: "← Previous",
             next: "Next →",
             edit: "Edit",
