@@ -138,10 +138,15 @@ fn criterion(column: &str, kind: FieldKind, text: &str) -> Result<Condition, Fin
     if let Some(rest) = text.strip_prefix("==") {
         return match kind {
             FieldKind::Number => single(format!("{column} = ?"), vec![value(rest, kind)?]),
-            FieldKind::Text if has_wildcards(rest) => single(
-                format!("{column} LIKE ? ESCAPE '\\'"),
-                vec![Value::Text(like_pattern(rest))],
-            ),
+            FieldKind::Text if has_wildcards(rest) => {
+                let mut sql = format!("{column} LIKE ? ESCAPE '\\'");
+                let mut params = vec![Value::Text(like_pattern(rest))];
+                if let Some(glob) = digit_glob(rest) {
+                    sql = format!("({sql} AND lower({column}) GLOB ?)");
+                    params.push(Value::Text(glob));
+                }
+                single(sql, params)
+            }
             FieldKind::Text => single(
                 format!("lower({column}) = lower(?)"),
                 vec![Value::Text(unescape(rest))],
@@ -155,13 +160,27 @@ fn criterion(column: &str, kind: FieldKind, text: &str) -> Result<Condition, Fin
         };
     }
     match kind {
-        FieldKind::Number if has_wildcards(text) => single(
-            format!("CAST({column} AS TEXT) LIKE ? ESCAPE '\\'"),
-            vec![Value::Text(like_pattern(text))],
-        ),
+        FieldKind::Number if has_wildcards(text) => {
+            let shown = number_text(column);
+            let mut sql = format!("{shown} LIKE ? ESCAPE '\\'");
+            let mut params = vec![Value::Text(like_pattern(text))];
+            if let Some(glob) = digit_glob(text) {
+                sql = format!("({sql} AND {shown} GLOB ?)");
+                params.push(Value::Text(glob));
+            }
+            single(sql, params)
+        }
         FieldKind::Number => single(format!("{column} = ?"), vec![value(text, kind)?]),
         FieldKind::Text => Ok(words(column, text, false)),
     }
+}
+
+/// A number as FileMaker shows it, for wildcard finds: a whole number without SQLite's `.0`.
+fn number_text(column: &str) -> String {
+    format!(
+        "(CASE WHEN {column} = CAST({column} AS INTEGER) \
+         THEN CAST(CAST({column} AS INTEGER) AS TEXT) ELSE CAST({column} AS TEXT) END)"
+    )
 }
 
 fn compared(column: &str, kind: FieldKind) -> String {
@@ -213,6 +232,9 @@ fn words(column: &str, text: &str, whole: bool) -> Condition {
         .split(|character: char| character.is_whitespace() || SEPARATORS.contains(&character))
         .filter(|word| !word.is_empty());
     for word in search_words {
+        // `@` and `#` stand for exactly one character or digit, so a word holding one must match
+        // a whole word (FileMaker: `#` finds 5, not 25); a `*` at its end opens it again.
+        let whole = whole || has_exact_wildcards(word);
         let pattern = like_pattern(word).to_lowercase();
         sql.push(format!("{field} LIKE ? ESCAPE '\\'"));
         params.push(Value::Text(if whole {
@@ -220,6 +242,14 @@ fn words(column: &str, text: &str, whole: bool) -> Condition {
         } else {
             format!("% {pattern}%")
         }));
+        if let Some(glob) = digit_glob(word) {
+            sql.push(format!("{field} GLOB ?"));
+            params.push(Value::Text(if whole {
+                format!("* {glob} *")
+            } else {
+                format!("* {glob}*")
+            }));
+        }
     }
     if sql.is_empty() {
         // Only separators were given: nothing can begin with them, as in FileMaker.
@@ -229,6 +259,19 @@ fn words(column: &str, text: &str, whole: bool) -> Condition {
         sql: format!("({})", sql.join(" AND ")),
         params,
     }
+}
+
+fn has_exact_wildcards(text: &str) -> bool {
+    let mut escaped = false;
+    for character in text.chars() {
+        match (escaped, character) {
+            (true, _) => escaped = false,
+            (false, '\\') => escaped = true,
+            (false, '@' | '#') => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 fn has_wildcards(text: &str) -> bool {
@@ -244,8 +287,46 @@ fn has_wildcards(text: &str) -> bool {
     false
 }
 
-/// FileMaker wildcards to a LIKE pattern: `*` → `%`, `@` → `_`, `#` → `_` (digits are not
-/// distinguished by LIKE; the Store checks them after). LIKE's own `%`, `_` and `\` are escaped.
+/// FileMaker's `#` (one digit) as a lower-cased GLOB pattern, when the text has one: LIKE cannot
+/// tell digits from other characters, so a `#` criterion is the LIKE (for case and word rules)
+/// AND this GLOB. `*` → `*`, `@` → `?`, `#` → `[0-9]`; GLOB's own `*`, `?` and `[` are
+/// bracketed to stand for themselves.
+fn digit_glob(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut has_digit = false;
+    let mut chars = text.chars();
+    while let Some(character) = chars.next() {
+        match character {
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    push_glob_literal(&mut out, next);
+                }
+            }
+            '*' => out.push('*'),
+            '@' => out.push('?'),
+            '#' => {
+                has_digit = true;
+                out.push_str("[0-9]");
+            }
+            other => push_glob_literal(&mut out, other),
+        }
+    }
+    has_digit.then_some(out)
+}
+
+fn push_glob_literal(out: &mut String, character: char) {
+    match character {
+        '*' | '?' | '[' => {
+            out.push('[');
+            out.push(character);
+            out.push(']');
+        }
+        other => out.push(other.to_ascii_lowercase()),
+    }
+}
+
+/// FileMaker wildcards to a LIKE pattern: `*` → `%`, `@` → `_`, `#` → `_` (LIKE cannot tell
+/// digits apart; [`digit_glob`] adds that check). LIKE's own `%`, `_` and `\` are escaped.
 fn like_pattern(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     let mut chars = text.chars();

@@ -130,3 +130,48 @@ fn punctuation_and_the_ideographic_space_separate_words() {
         Vec::<i64>::new()
     );
 }
+
+#[test]
+fn hash_is_one_digit_and_at_is_any_one_character() {
+    // `#` and `@` match whole words: "100%" is three digits and a percent sign, so `###` alone
+    // finds nothing, `###%` and `@@@%` find it, and `#*` any word beginning with a digit.
+    assert_eq!(
+        find(&[("name", FieldKind::Text, "###", false)]),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        find(&[("name", FieldKind::Text, "#", false)]),
+        Vec::<i64>::new()
+    );
+    assert_eq!(find(&[("name", FieldKind::Text, "###%", false)]), vec![5]);
+    assert_eq!(find(&[("name", FieldKind::Text, "@@@%", false)]), vec![5]);
+    assert_eq!(find(&[("name", FieldKind::Text, "#*", false)]), vec![5]);
+    // "Taro" is a whole word in 1 and 3; "Kotaro" and "Tarot" would not be.
+    assert_eq!(
+        find(&[("name", FieldKind::Text, "t@ro", false)]),
+        vec![1, 3]
+    );
+    // `##-####-####` over the whole field: the phone-shaped city of row 8.
+    assert_eq!(
+        find(&[("city", FieldKind::Text, "==##-####-####", false)]),
+        vec![8]
+    );
+    assert_eq!(
+        find(&[("city", FieldKind::Text, "==##-####-###", false)]),
+        Vec::<i64>::new()
+    );
+    // Numbers: 1200 and 1500 have four digits beginning with 1, 15 and 20 do not.
+    assert_eq!(
+        find(&[("price", FieldKind::Number, "1###", false)]),
+        vec![1, 3]
+    );
+    // An escaped `#` is the character itself, and a GLOB bracket in the text stands for itself.
+    assert_eq!(
+        find(&[("name", FieldKind::Text, "\\#", false)]),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        find(&[("name", FieldKind::Text, "[#", false)]),
+        Vec::<i64>::new()
+    );
+}

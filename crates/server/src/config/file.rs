@@ -315,13 +315,20 @@ mod tests {
         let reference = include_str!("../../../../docs/config.md");
         let code = source.split("#[cfg(test)]").next().unwrap();
         let mut checked = 0;
+        // The name in the file: a `rename = "…"` on the line above wins over the field's name.
+        let mut renamed: Option<&str> = None;
         for line in code.lines() {
+            if let Some((_, rest)) = line.split_once("rename = \"") {
+                renamed = rest.split('"').next();
+                continue;
+            }
             let Some(rest) = line.trim().strip_prefix("pub ") else {
                 continue;
             };
-            let Some((name, _)) = rest.split_once(':') else {
+            let Some((field, _)) = rest.split_once(':') else {
                 continue;
             };
+            let name = renamed.take().unwrap_or(field);
             if name.contains(' ') || name.contains('(') {
                 continue;
             }

@@ -108,15 +108,12 @@ pub async fn handle(
         identity.source
     });
     let (parts, body) = request.into_parts();
-    let body = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(body) => body,
-        Err(_) => {
-            return http_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                Code::ParameterInvalid,
-                "the body is larger than 8 MiB",
-            );
-        }
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return http_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Code::ParameterInvalid,
+            "the body is larger than 8 MiB",
+        );
     };
     let call = Call::new(records, parts, body, source);
     let Some(rest) = call.path.strip_prefix("/fmi/data/") else {
@@ -164,7 +161,8 @@ async fn route(call: Call) -> Response {
             login(&call, &database).await
         }
         ["databases", _, "sessions", token] if call.method == Method::DELETE => {
-            if call.records.close_session(token) {
+            let now = clock::timestamp_now().as_millisecond();
+            if call.records.close_session(token, now) {
                 ok(json!({}))
             } else {
                 fail(Code::InvalidToken, None)
@@ -216,10 +214,10 @@ fn product_info() -> Response {
 /// `GET /databases`: open to everyone, like FileMaker Server without "filter databases"; if
 /// Basic credentials come along they must be right.
 async fn databases(call: &Call) -> Response {
-    if basic_credentials(&call.headers).is_some() {
-        if let Err(response) = check_basic(call).await {
-            return response;
-        }
+    if basic_credentials(&call.headers).is_some()
+        && let Err(response) = check_basic(call).await
+    {
+        return response;
     }
     let names: Vec<Value> = call
         .records

@@ -31,6 +31,8 @@ fn status_of(code: Code) -> StatusCode {
     StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
+// Every caller builds the value for this call only; taking it by value reads naturally there.
+#[allow(clippy::needless_pass_by_value)]
 fn reply(status: StatusCode, response: Value, code: Code, detail: Option<&str>) -> Response {
     let message = match detail {
         Some(detail) if !detail.is_empty() && code != Code::Ok => {

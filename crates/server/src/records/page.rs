@@ -260,10 +260,10 @@ impl ListParams {
                 "order" => descending = value == "descend",
                 "page" => params.page = value.parse().unwrap_or(1).max(1),
                 _ => {
-                    if let Some(field) = key.strip_prefix("q.") {
-                        if !value.trim().is_empty() {
-                            params.criteria.push((field.to_owned(), value));
-                        }
+                    if let Some(field) = key.strip_prefix("q.")
+                        && !value.trim().is_empty()
+                    {
+                        params.criteria.push((field.to_owned(), value));
                     }
                 }
             }
@@ -359,9 +359,8 @@ pub async fn list(
     let Some(looked_up) = looked_up else {
         return refused(lang, StatusCode::INTERNAL_SERVER_ERROR, w.failed);
     };
-    let (layout, found, leases) = match looked_up {
-        Ok(parts) => parts,
-        Err(_) => return refused(lang, StatusCode::NOT_FOUND, w.no_such_layout),
+    let Ok((layout, found, leases)) = looked_up else {
+        return refused(lang, StatusCode::NOT_FOUND, w.no_such_layout);
     };
     if !viewer.may(&records, &database, Access::Read, &layout.table) {
         return refused(lang, StatusCode::FORBIDDEN, w.not_allowed);

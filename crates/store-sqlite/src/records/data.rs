@@ -36,6 +36,8 @@ pub(crate) fn from_ref(value: ValueRef<'_>) -> Datum {
     }
 }
 
+// Taken by value so that it reads as `.map_err(…)` at every call.
+#[allow(clippy::needless_pass_by_value)]
 pub(crate) fn engine(error: rusqlite::Error) -> StoreError {
     StoreError::fm(code_of(&error), error.to_string())
 }

@@ -369,11 +369,7 @@ fn rows(
     statement: &mut rusqlite::Statement<'_>,
     params: &[Datum],
 ) -> rusqlite::Result<StatementOutcome> {
-    let columns: Vec<String> = statement
-        .column_names()
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    let columns: Vec<String> = statement.column_names().map(str::to_owned).collect();
     let width = columns.len();
     let values: Vec<_> = params.iter().map(to_value).collect();
     let mut cursor = statement.query(params_from_iter(&values))?;
@@ -552,7 +548,7 @@ impl RecordsDb {
                                 .as_mut()
                                 .ok_or_else(|| sql_error(index, Code::Unknown, "no writer"))?;
                             let outcome = run.statement(
-                                &mut **writer,
+                                writer,
                                 index,
                                 plan,
                                 &statement.params,
@@ -612,10 +608,10 @@ impl RecordsDb {
 
     /// Rolls back the session's open transaction and releases its `FOR UPDATE` leases.
     pub fn end_sql_session(&self, session: &mut SqlSession, session_id: &str) {
-        if session.writing {
-            if let Some(own) = &session.own {
-                let _ = own.connection.execute_batch("ROLLBACK");
-            }
+        if session.writing
+            && let Some(own) = &session.own
+        {
+            let _ = own.connection.execute_batch("ROLLBACK");
         }
         session.in_transaction = false;
         session.writing = false;

@@ -234,19 +234,19 @@ fn truncate(text: &str, items: &[(Token, usize, usize)]) -> Result<Plan, PlanErr
 
 fn update(text: &str, items: &[(Token, usize, usize)]) -> Result<Plan, PlanError> {
     let parsed = Parser::parse_sql(&SQLiteDialect {}, text);
-    if let Ok(statements) = &parsed {
-        if let Some(Statement::Update(update)) = statements.first() {
-            let touches_modid = update.assignments.iter().any(|assignment| {
-                assignment
-                    .target
-                    .to_string()
-                    .eq_ignore_ascii_case("ROWMODID")
-            });
-            if touches_modid {
-                return Err(PlanError::Refused(
-                    "ROWMODID is kept by genkan: it grows by one with every change".into(),
-                ));
-            }
+    if let Ok(statements) = &parsed
+        && let Some(Statement::Update(update)) = statements.first()
+    {
+        let touches_modid = update.assignments.iter().any(|assignment| {
+            assignment
+                .target
+                .to_string()
+                .eq_ignore_ascii_case("ROWMODID")
+        });
+        if touches_modid {
+            return Err(PlanError::Refused(
+                "ROWMODID is kept by genkan: it grows by one with every change".into(),
+            ));
         }
     }
     let top = Tokens {

@@ -237,10 +237,10 @@ impl Schema {
             .filter_map(|definition| self.resolve(definition).ok())
             .collect();
         for table in self.tables.keys() {
-            if !all.iter().any(|layout| &layout.name == table) {
-                if let Ok(layout) = self.layout(table) {
-                    all.push(layout);
-                }
+            if !all.iter().any(|layout| &layout.name == table)
+                && let Ok(layout) = self.layout(table)
+            {
+                all.push(layout);
             }
         }
         all

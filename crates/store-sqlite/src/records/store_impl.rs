@@ -11,6 +11,8 @@ use super::RecordsDb;
 use super::exec::SqlSession;
 use super::schema::store_layout;
 
+// Taken by value so that it reads as `.map_err(…)` at every call.
+#[allow(clippy::needless_pass_by_value)]
 fn internal(error: crate::Error) -> StoreError {
     StoreError::fm(Code::Unknown, error.to_string())
 }
@@ -148,7 +150,7 @@ impl Store for RecordsDb {
     }
 
     fn leases(&self, now_ms: i64) -> (Vec<Lease>, Vec<Lease>) {
-        let mut leases = RecordsDb::leases(self);
+        let mut leases = Self::leases(self);
         let lapsed = leases.expire(now_ms);
         (leases.list(now_ms), lapsed)
     }

@@ -359,49 +359,6 @@ fn changed_fields(
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_changed_fields_are_written_with_their_type() {
-        use records::Field;
-        let layout = Layout {
-            name: "t".into(),
-            table: "t".into(),
-            fields: vec![
-                Field {
-                    name: "name".into(),
-                    kind: FieldKind::Text,
-                },
-                Field {
-                    name: "age".into(),
-                    kind: FieldKind::Number,
-                },
-            ],
-            portals: vec![],
-        };
-        let current = Record {
-            record_id: 1,
-            mod_id: 0,
-            fields: vec![
-                ("name".into(), Datum::Text("Sato".into())),
-                ("age".into(), Datum::Integer(30)),
-            ],
-            portals: vec![],
-        };
-        let submitted = vec![
-            ("name".to_owned(), "Sato".to_owned()),
-            ("age".to_owned(), "31".to_owned()),
-            ("ROWID".to_owned(), "9".to_owned()),
-        ];
-        assert_eq!(
-            changed_fields(&layout, &current, &submitted),
-            [("age".to_owned(), Datum::Integer(31))]
-        );
-    }
-}
-
 /// `POST /_genkan/records/{database}/{layout}/{id}/lease`: the heartbeat. Renews the lease
 /// this browser session holds (CSRF value in `X-CSRF-Token`) and says until when, as JSON.
 pub async fn renew(
@@ -478,5 +435,48 @@ pub async fn renew(
             StatusCode::INTERNAL_SERVER_ERROR,
             serde_json::json!({"message": w.failed}),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_changed_fields_are_written_with_their_type() {
+        use records::Field;
+        let layout = Layout {
+            name: "t".into(),
+            table: "t".into(),
+            fields: vec![
+                Field {
+                    name: "name".into(),
+                    kind: FieldKind::Text,
+                },
+                Field {
+                    name: "age".into(),
+                    kind: FieldKind::Number,
+                },
+            ],
+            portals: vec![],
+        };
+        let current = Record {
+            record_id: 1,
+            mod_id: 0,
+            fields: vec![
+                ("name".into(), Datum::Text("Sato".into())),
+                ("age".into(), Datum::Integer(30)),
+            ],
+            portals: vec![],
+        };
+        let submitted = vec![
+            ("name".to_owned(), "Sato".to_owned()),
+            ("age".to_owned(), "31".to_owned()),
+            ("ROWID".to_owned(), "9".to_owned()),
+        ];
+        assert_eq!(
+            changed_fields(&layout, &current, &submitted),
+            [("age".to_owned(), Datum::Integer(31))]
+        );
     }
 }
