@@ -19,6 +19,7 @@ pub mod identity;
 pub mod pages;
 pub mod policy_test;
 pub mod records;
+pub mod records_cli;
 pub mod service;
 pub mod telemetry;
 

@@ -63,6 +63,13 @@ enum Command {
         #[command(subcommand)]
         action: PolicyAction,
     },
+    /// Run SQL on a records database of the running server: a script file (one transaction),
+    /// standard input, or an interactive prompt.
+    Sql(server::records_cli::SqlArgs),
+    /// Add the rows of a CSV file to a table of the running server, all or nothing.
+    Import(server::records_cli::ImportArgs),
+    /// Write a table of the running server as CSV.
+    Export(server::records_cli::ExportArgs),
 }
 
 #[derive(Subcommand)]
@@ -110,7 +117,7 @@ fn main() -> ExitCode {
             {
                 eprintln!("genkan: {error:#}");
             }
-            ExitCode::FAILURE
+            ExitCode::from(server::records_cli::exit_status(&error))
         }
     }
 }
@@ -195,6 +202,9 @@ fn run(cli: Cli) -> Result<()> {
             print!("{}", server::accounts_cli::group(&location, &action)?);
             Ok(())
         }
+        Command::Sql(args) => server::records_cli::sql(&args),
+        Command::Import(args) => server::records_cli::import(&args),
+        Command::Export(args) => server::records_cli::export(&args),
         Command::Audit { location, since } => {
             print!("{}", server::accounts_cli::audit_export(&location, &since)?);
             Ok(())

@@ -11,5 +11,7 @@ mod identity;
 mod limits;
 mod process;
 mod proxy;
+mod records;
+mod records_cli;
 mod tls;
 mod upstream;
