@@ -240,6 +240,41 @@ impl Run<'_> {
         result
     }
 
+    /// A call of plain queries outside a transaction: on a read-only connection, in one read
+    /// transaction (so its statements see one snapshot), never waiting for the writer. A
+    /// statement wrongly taken for a query fails there as "readonly database" and changes
+    /// nothing.
+    fn queries(
+        &self,
+        plans: &[Plan],
+        statements: &[Statement],
+        session: &mut SqlSession,
+    ) -> Result<Vec<StatementOutcome>, StoreError> {
+        let mut reader = self.db.reader();
+        reader
+            .connection
+            .execute_batch("BEGIN")
+            .map_err(|error| sql_error(1, Code::FileLocked, error.to_string()))?;
+        let mut reshaped = false;
+        let result = plans
+            .iter()
+            .zip(statements)
+            .enumerate()
+            .map(|(offset, (plan, statement))| {
+                self.statement(
+                    &mut reader,
+                    offset + 1,
+                    plan,
+                    &statement.params,
+                    session,
+                    &mut reshaped,
+                )
+            })
+            .collect();
+        let _ = reader.connection.execute_batch("COMMIT");
+        result
+    }
+
     fn statement_authorized(
         &self,
         conn: &Conn,
@@ -420,6 +455,14 @@ impl RecordsDb {
             mode,
             grants,
         };
+        let reads_only = !session.in_transaction
+            && session.aborted.is_none()
+            && plans
+                .iter()
+                .all(|plan| matches!(plan, Plan::Run { query: true, .. }));
+        if reads_only {
+            return run.queries(&plans, statements, session);
+        }
         let mut outcomes = Vec::with_capacity(plans.len());
         let mut reshaped = false;
         let mut implicit: Option<std::sync::MutexGuard<'_, Conn>> = None;
