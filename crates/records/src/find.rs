@@ -213,14 +213,30 @@ const SEPARATORS: &[char] = &[
     '|', '<', '>', '+', '~', '・', '、', '。', '「', '」', '（', '）', '，', '；',
 ];
 
-/// The field's text, lower-cased, with every separator turned into a space and a space at
-/// each end, so that "begins a word" is `LIKE '% word%'` and "is a word" `LIKE '% word %'`.
-fn spaced(column: &str) -> String {
-    let mut expression = format!("lower({column})");
-    for separator in SEPARATORS {
-        expression = format!("replace({expression}, '{separator}', ' ')");
+/// The SQL function every store provides for word finds: `genkan_words(x)` is [`fold_words`]
+/// of `x` as text, NULL for NULL. In SQL, thirty nested `replace()` calls cost about 3 µs a row;
+/// one pass in Rust is a fraction of that, and the rule lives here, once.
+pub const WORDS_FUNCTION: &str = "genkan_words";
+
+/// A field's text for word finds: ASCII letters lower-cased (as SQL `lower()` and `LIKE` fold
+/// them), every separator turned into a space, and a space at each end, so that "begins a
+/// word" is `LIKE '% word%'` and "is a word" `LIKE '% word %'`.
+pub fn fold_words(text: &str) -> String {
+    let mut folded = String::with_capacity(text.len() + 2);
+    folded.push(' ');
+    for character in text.chars() {
+        if SEPARATORS.contains(&character) {
+            folded.push(' ');
+        } else {
+            folded.push(character.to_ascii_lowercase());
+        }
     }
-    format!("(' ' || {expression} || ' ')")
+    folded.push(' ');
+    folded
+}
+
+fn spaced(column: &str) -> String {
+    format!("{WORDS_FUNCTION}({column})")
 }
 
 /// Every search word must begin a word of the field (`whole`: must be a whole word).
@@ -236,6 +252,10 @@ fn words(column: &str, text: &str, whole: bool) -> Condition {
         // a whole word (FileMaker: `#` finds 5, not 25); a `*` at its end opens it again.
         let whole = whole || has_exact_wildcards(word);
         let pattern = like_pattern(word).to_lowercase();
+        // A cheap first test on the raw text (a word's letters appear in it wherever they begin
+        // a word of the folded text), so most rows never reach the function.
+        sql.push(format!("{column} LIKE ? ESCAPE '\\'"));
+        params.push(Value::Text(format!("%{pattern}%")));
         sql.push(format!("{field} LIKE ? ESCAPE '\\'"));
         params.push(Value::Text(if whole {
             format!("% {pattern} %")
@@ -396,12 +416,24 @@ mod tests {
     }
 
     #[test]
+    fn folding_lowers_ascii_and_spaces_out_separators() {
+        assert_eq!(fold_words("佐藤　花子"), " 佐藤 花子 ");
+        assert_eq!(
+            fold_words("Ito (Ken), sales/support"),
+            " ito  ken   sales support "
+        );
+        assert_eq!(fold_words("03-1234-5678"), " 03-1234-5678 ");
+        // Only ASCII letters fold, as SQL lower() and LIKE fold them.
+        assert_eq!(fold_words("ÉCOLE"), " École ");
+    }
+
+    #[test]
     fn default_text_search_matches_word_beginnings() {
         check(
             &[text("suzu tar")],
             expect![[r#"
-                ((words(name) LIKE ? ESCAPE '\' AND words(name) LIKE ? ESCAPE '\'))
-                [Text("% suzu%"), Text("% tar%")]"#]],
+                (("name" LIKE ? ESCAPE '\' AND words(name) LIKE ? ESCAPE '\' AND "name" LIKE ? ESCAPE '\' AND words(name) LIKE ? ESCAPE '\'))
+                [Text("%suzu%"), Text("% suzu%"), Text("%tar%"), Text("% tar%")]"#]],
         );
     }
 
@@ -488,8 +520,8 @@ mod tests {
         check(
             &[text("\\*literal\\_")],
             expect![[r#"
-                ((words(name) LIKE ? ESCAPE '\'))
-                [Text("% *literal\\_%")]"#]],
+                (("name" LIKE ? ESCAPE '\' AND words(name) LIKE ? ESCAPE '\'))
+                [Text("%*literal\\_%"), Text("% *literal\\_%")]"#]],
         );
     }
 }

@@ -457,6 +457,13 @@ async fn run_client(
         o.database, o.layout
     );
     let mut tally = Tally::default();
+    if o.think_ms > 0 {
+        // Each client starts as if it had just finished thinking: an office's people do not
+        // all press Enter in the same millisecond, and a step that opened with every client at
+        // once would measure that one burst's queue in its p99 instead of the steady load.
+        let pause = client.rng.below(2 * o.think_ms + 1);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
     while Instant::now() < deadline {
         if budget
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {

@@ -9,6 +9,7 @@ use rusqlite::{Connection, params_from_iter};
 
 fn customers() -> Connection {
     let connection = Connection::open_in_memory().unwrap();
+    store_sqlite::records::register_find_functions(&connection).unwrap();
     connection
         .execute_batch(
             "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, city TEXT, price REAL);

@@ -318,3 +318,67 @@ async fn export_writes_every_row_with_its_record_id_and_import_takes_it_back() {
     assert!(!missing.exists());
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prompt_runs_each_statement_as_it_ends_and_rolls_back_what_is_left_open() {
+    use tokio::io::AsyncWriteExt;
+    let (server, _dir) = start("").await;
+    // `script` gives genkan a terminal, as an operator's shell does; without one, `genkan sql`
+    // would read standard input as a script instead of prompting.
+    let command_line = format!(
+        "{GENKAN} sql --url https://127.0.0.1:{} --cacert {} --user {}",
+        server.https.port(),
+        server.pki.ca_path.display(),
+        ALICE.0
+    );
+    let mut child = tokio::process::Command::new("script")
+        .args(["-qec", &command_line, "/dev/null"])
+        .env("GENKAN_PASSWORD", ALICE.1)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("script (util-linux) runs");
+    let mut input = child.stdin.take().unwrap();
+    input
+        .write_all(
+            "SELECT name\n  FROM customers WHERE ROWID = 1;\n\
+             BEGIN;\n\
+             UPDATE customers SET note = 'prompt' WHERE ROWID = 2;\n\
+             SELECT nonsense FROM customers;\n\
+             \\q\n"
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    // Standard input stays open until genkan has quit on `\q` by itself.
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the prompt did not quit within 60 s")
+        .unwrap();
+    drop(input);
+    let shown = text(&output.stdout);
+    assert!(output.status.success(), "{shown}{}", text(&output.stderr));
+    assert!(shown.contains("database demo"), "{shown}");
+    assert!(shown.contains("佐藤 花子"), "{shown}");
+    assert!(
+        shown.contains("demo=*>"),
+        "the prompt shows the open transaction: {shown}"
+    );
+    assert!(shown.contains("changes: 1"), "{shown}");
+    assert!(
+        shown.contains("nonsense"),
+        "the error names the column: {shown}"
+    );
+    assert!(
+        shown.contains("the open transaction was rolled back"),
+        "{shown}"
+    );
+    let note = query(&server, "SELECT note FROM customers WHERE ROWID = 2").await;
+    assert!(
+        note.contains("note-2") && !note.contains("prompt"),
+        "{note}"
+    );
+    server.shutdown().await;
+}

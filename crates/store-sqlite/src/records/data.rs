@@ -188,11 +188,12 @@ impl RecordsDb {
         });
         let reader = self.reader();
         let connection = &reader.connection;
+        // One snapshot for the counts and the page, so they agree with each other.
+        let snapshot = ReadSnapshot::begin(connection)?;
         let table = quote(&layout.table);
         let total: i64 = connection
-            .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
-                row.get(0)
-            })
+            .prepare_cached(&format!("SELECT count(*) FROM {table}"))
+            .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
             .map_err(engine)?;
         let (filter, mut params): (String, Vec<Value>) = match &condition {
             None => (String::new(), Vec::new()),
@@ -212,11 +213,10 @@ impl RecordsDb {
             total
         } else {
             connection
-                .query_row(
-                    &format!("SELECT count(*) FROM {table}{filter}"),
-                    params_from_iter(&params),
-                    |row| row.get(0),
-                )
+                .prepare_cached(&format!("SELECT count(*) FROM {table}{filter}"))
+                .and_then(|mut statement| {
+                    statement.query_row(params_from_iter(&params), |row| row.get(0))
+                })
                 .map_err(engine)?
         };
         if condition.is_some() && found == 0 {
@@ -243,6 +243,8 @@ impl RecordsDb {
         for record in &mut records {
             portals(connection, layout, record, query.portals.as_deref())?;
         }
+        drop(statement);
+        snapshot.end();
         Ok(FoundSet {
             total: u64::try_from(total).unwrap_or(0),
             found: u64::try_from(found).unwrap_or(0),
@@ -458,4 +460,23 @@ fn writable<'a>(
 
 fn missing(record_id: i64) -> StoreError {
     StoreError::fm(Code::RecordMissing, format!("no record {record_id}"))
+}
+
+/// A read transaction on a reader: its statements see one state of the database. Ended (or
+/// dropped on an early return) with COMMIT, which for a read only lets the snapshot go.
+pub(crate) struct ReadSnapshot<'a>(&'a Connection);
+
+impl<'a> ReadSnapshot<'a> {
+    pub(crate) fn begin(connection: &'a Connection) -> Result<Self, StoreError> {
+        connection.execute_batch("BEGIN").map_err(engine)?;
+        Ok(Self(connection))
+    }
+
+    pub(crate) fn end(self) {}
+}
+
+impl Drop for ReadSnapshot<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.execute_batch("COMMIT");
+    }
 }

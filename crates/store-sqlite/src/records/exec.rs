@@ -251,6 +251,7 @@ impl Run<'_> {
         session: &mut SqlSession,
     ) -> Result<Vec<StatementOutcome>, StoreError> {
         let mut reader = self.db.reader();
+        // Not a `ReadSnapshot`: the statements below need the reader mutably.
         reader
             .connection
             .execute_batch("BEGIN")

@@ -24,7 +24,7 @@ mod schema;
 mod store_impl;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use records::{Actor, Lease, Leases};
@@ -74,7 +74,7 @@ pub struct RecordsDb {
     name: String,
     path: PathBuf,
     writer: Mutex<Conn>,
-    readers: Vec<Mutex<Conn>>,
+    readers: ReaderPool,
     leases: Arc<Mutex<Leases>>,
     schema: Mutex<Option<Arc<Schema>>>,
     busy_timeout: Duration,
@@ -107,6 +107,43 @@ CREATE TABLE IF NOT EXISTS genkan_portal (
 );
 ";
 
+/// The read connections. Whoever waits is woken when any reader comes back, rather than queueing
+/// on one connection's mutex while the others go to newcomers (which, under load, let some
+/// requests wait for seconds).
+struct ReaderPool {
+    free: Mutex<Vec<Conn>>,
+    returned: Condvar,
+}
+
+/// A reader taken from the pool; it goes back when dropped.
+pub(crate) struct ReaderGuard<'a> {
+    pool: &'a ReaderPool,
+    conn: Option<Conn>,
+}
+
+impl std::ops::Deref for ReaderGuard<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        // Present from creation until drop.
+        self.conn.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl std::ops::DerefMut for ReaderGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Conn {
+        self.conn.as_mut().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for ReaderGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            lock(&self.pool.free).push(conn);
+            self.pool.returned.notify_one();
+        }
+    }
+}
+
 impl RecordsDb {
     /// Opens (creating if needed) the database `name` at `path`, with `readers` read connections.
     pub fn open(name: &str, path: &Path, readers: usize) -> Result<Self, crate::Error> {
@@ -115,8 +152,12 @@ impl RecordsDb {
         let writer = open_connection(path, &leases, false, busy_timeout)?;
         writer.connection.execute_batch(INTERNAL_SCHEMA)?;
         let readers = (0..readers.max(1))
-            .map(|_| open_connection(path, &leases, true, busy_timeout).map(Mutex::new))
+            .map(|_| open_connection(path, &leases, true, busy_timeout))
             .collect::<Result<Vec<_>, _>>()?;
+        let readers = ReaderPool {
+            free: Mutex::new(readers),
+            returned: Condvar::new(),
+        };
         let db = Self {
             name: name.to_owned(),
             path: path.to_owned(),
@@ -187,14 +228,22 @@ impl RecordsDb {
         lock(&self.writer)
     }
 
-    /// A free reader, or the first one to wait on.
-    pub(crate) fn reader(&self) -> MutexGuard<'_, Conn> {
-        for reader in &self.readers {
-            if let Ok(guard) = reader.try_lock() {
-                return guard;
+    /// A free reader, waiting for the first one given back when all are busy.
+    pub(crate) fn reader(&self) -> ReaderGuard<'_> {
+        let mut free = lock(&self.readers.free);
+        loop {
+            if let Some(conn) = free.pop() {
+                return ReaderGuard {
+                    pool: &self.readers,
+                    conn: Some(conn),
+                };
             }
+            free = self
+                .readers
+                .returned
+                .wait(free)
+                .unwrap_or_else(PoisonError::into_inner);
         }
-        lock(&self.readers[0])
     }
 
     pub(crate) fn leases(&self) -> MutexGuard<'_, Leases> {
@@ -244,6 +293,7 @@ fn open_connection(
     }
     connection.pragma_update(None, "foreign_keys", "ON")?;
     connection.busy_timeout(busy_timeout)?;
+    register_find_functions(&connection)?;
     let caller = Arc::new(Mutex::new(Caller::default()));
     let (slot, table) = (Arc::clone(&caller), Arc::clone(leases));
     connection.create_scalar_function(
@@ -267,4 +317,25 @@ fn open_connection(
         },
     )?;
     Ok(Conn { connection, caller })
+}
+
+/// Registers the SQL functions the records core's find conditions call
+/// ([`records::find::WORDS_FUNCTION`]) on a connection.
+pub fn register_find_functions(connection: &Connection) -> rusqlite::Result<()> {
+    connection.create_scalar_function(
+        records::find::WORDS_FUNCTION,
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |context| {
+            let text = match context.get_raw(0) {
+                rusqlite::types::ValueRef::Null => return Ok(None),
+                rusqlite::types::ValueRef::Integer(number) => number.to_string(),
+                rusqlite::types::ValueRef::Real(number) => number.to_string(),
+                rusqlite::types::ValueRef::Text(bytes) | rusqlite::types::ValueRef::Blob(bytes) => {
+                    String::from_utf8_lossy(bytes).into_owned()
+                }
+            };
+            Ok(Some(records::find::fold_words(&text)))
+        },
+    )
 }
