@@ -365,13 +365,12 @@ pub async fn change_password(
     };
     let current = form.current;
     let new = form.new;
-    let outcome = tokio::task::spawn_blocking(move || {
+    let outcome = crate::identity::on_hashing_thread(move || {
         verify_password(&current, &stored.password_hash)
             .then(|| hash_password(&new).ok())
             .flatten()
     })
     .await
-    .ok()
     .flatten();
     let source = caller.source.to_string();
     let Some(hash) = outcome else {

@@ -65,7 +65,7 @@ impl Auth {
             |row| row.password_hash.clone(),
         );
         // Argon2 takes tens of milliseconds of CPU: keep it off the request threads.
-        let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        let matches = crate::identity::on_hashing_thread(move || verify_password(&password, &hash))
             .await
             .unwrap_or(false);
         match stored {
