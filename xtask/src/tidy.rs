@@ -13,6 +13,7 @@ fn root() -> PathBuf {
 
 /// Workspace crates each crate may depend on (normal dependencies). Nothing points upward.
 const ALLOWED: &[(&str, &[&str])] = &[
+    ("contact", &[]),
     ("gateway", &[]),
     ("policy", &[]),
     ("records", &[]),
@@ -22,7 +23,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
 ];
 
 /// Crates that must stay free of async runtimes, HTTP stacks and database drivers.
-const PURE: &[&str] = &["policy", "records"];
+const PURE: &[&str] = &["contact", "policy", "records"];
 const IMPURE_DEPENDENCIES: &[&str] = &["tokio", "hyper", "axum", "rusqlite", "postgres", "mio"];
 
 fn metadata() -> serde_json::Value {
