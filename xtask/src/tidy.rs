@@ -18,7 +18,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("policy", &[]),
     ("records", &[]),
     ("store-sqlite", &["records"]),
-    ("server", &["gateway", "policy", "records", "store-sqlite"]),
+    (
+        "server",
+        &["contact", "gateway", "policy", "records", "store-sqlite"],
+    ),
     ("xtask", &[]),
 ];
 

@@ -247,6 +247,8 @@ pub enum Command {
         url: String,
         /// Milliseconds to wait.
         timeout_ms: u32,
+        /// The event's parameters, attributes filled in.
+        parameters: BTreeMap<String, String>,
     },
     /// Ask for keys or a choice.
     AskInput {

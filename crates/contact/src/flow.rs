@@ -113,6 +113,9 @@ pub enum Block {
         url: String,
         /// Milliseconds to wait, 1 to 8,000 (Amazon Connect's limit).
         timeout_ms: u32,
+        /// The event's `Details.Parameters` (attribute names in braces are replaced).
+        #[serde(default)]
+        parameters: BTreeMap<String, String>,
         /// It answered a flat string map in time.
         ok: String,
         /// Timeout, an HTTP error or an answer that is not a flat string map.
@@ -429,6 +432,7 @@ mod tests {
             Block::InvokeWebhook {
                 url: "ftp://x".into(),
                 timeout_ms: 9_000,
+                parameters: BTreeMap::new(),
                 ok: "look-up".into(),
                 error: "look-up".into(),
             },

@@ -19,6 +19,7 @@ mod agent;
 mod center;
 pub mod flow;
 mod hours;
+pub mod webhook;
 
 pub use agent::{Agent, Presence, Status};
 pub use center::{Center, Command, Contact, Customer, Event, Outcome, Settings, Stage};

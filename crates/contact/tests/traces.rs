@@ -392,6 +392,7 @@ fn menu_flow() -> Flow {
         Block::InvokeWebhook {
             url: "http://127.0.0.1:9/billing".into(),
             timeout_ms: 3000,
+            parameters: BTreeMap::new(),
             ok: "tell".into(),
             error: "sorry".into(),
         },
@@ -509,7 +510,7 @@ fn input_webhook_and_staffing_blocks_take_every_branch() {
           recording contact-1: true
           ask contact-1: 請求は1、その他は2 ["1", "2"]
         1 presses 1
-          webhook contact-1 http://127.0.0.1:9/billing (3000 ms)
+          webhook contact-1 http://127.0.0.1:9/billing (3000 ms) {}
         webhook answers
           say contact-1: 残高は1200円です
           ended contact-1 Some(EndedByFlow) (queue None, agent None)
@@ -517,7 +518,7 @@ fn input_webhook_and_staffing_blocks_take_every_branch() {
           recording contact-2: true
           ask contact-2: 請求は1、その他は2 ["1", "2"]
         2 presses 1
-          webhook contact-2 http://127.0.0.1:9/billing (3000 ms)
+          webhook contact-2 http://127.0.0.1:9/billing (3000 ms) {}
         the webhook is late
           say contact-2: 照会できませんでした
           ended contact-2 Some(EndedByFlow) (queue None, agent None)

@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod accounts_cli;
 pub mod admin;
 pub mod auth;
+pub mod center;
 pub mod clock;
 pub mod config;
 pub mod datadir;

@@ -355,15 +355,23 @@ impl Center {
                     next
                 }
                 Block::InvokeWebhook {
-                    url, timeout_ms, ..
+                    url,
+                    timeout_ms,
+                    parameters,
+                    ..
                 } => {
                     record.stage = Stage::CallingWebhook {
                         until: now + SignedDuration::from_millis(i64::from(timeout_ms)),
                     };
+                    let parameters = parameters
+                        .iter()
+                        .map(|(key, value)| (key.clone(), fill(value, &record.attributes)))
+                        .collect();
                     out.push(Command::InvokeWebhook {
                         contact,
                         url,
                         timeout_ms,
+                        parameters,
                     });
                     return;
                 }

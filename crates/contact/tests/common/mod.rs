@@ -72,7 +72,8 @@ pub fn render(command: &Command) -> String {
             contact,
             url,
             timeout_ms,
-        } => format!("webhook {contact} {url} ({timeout_ms} ms)"),
+            parameters,
+        } => format!("webhook {contact} {url} ({timeout_ms} ms) {parameters:?}"),
         Command::AskInput {
             contact,
             prompt,

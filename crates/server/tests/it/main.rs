@@ -15,3 +15,4 @@ mod records;
 mod records_cli;
 mod tls;
 mod upstream;
+mod webhook;
