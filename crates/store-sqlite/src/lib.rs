@@ -12,11 +12,13 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
+mod contacts;
 mod identity;
 pub mod records;
 mod sessions;
 mod totp;
 
+pub use contacts::{ContactRow, ContactSearch, CustomerRef};
 pub use identity::{AuditEvent, GroupRow, UserRow};
 pub use records::{RecordsDb, SqlSession};
 pub use sessions::SessionRow;
@@ -38,6 +40,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0004_totp", include_str!("../migrations/0004_totp.sql")),
     ("0005_policy", include_str!("../migrations/0005_policy.sql")),
+    (
+        "0006_contacts",
+        include_str!("../migrations/0006_contacts.sql"),
+    ),
 ];
 
 /// Everything that can go wrong opening or migrating the database.
