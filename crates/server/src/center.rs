@@ -1,5 +1,7 @@
 //! The contact center's adapters around the pure `contact` core: what its commands need from
-//! the outside world. So far: the webhook block's HTTP call (`webhook`). The event loop, the
-//! agent desktop, the chat widget and the contact records come next (see the README's status).
+//! the outside world. So far: the webhook block's HTTP call (`webhook`) and phone numbers as
+//! the customer lookup compares them (`phone`); contact records are stored by `store-sqlite`.
+//! The event loop, the agent desktop and the chat widget come next (see the README's status).
 
+pub mod phone;
 pub mod webhook;
