@@ -17,6 +17,7 @@
 
 mod agent;
 mod center;
+pub mod diagram;
 pub mod flow;
 mod hours;
 pub mod webhook;
