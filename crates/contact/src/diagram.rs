@@ -93,7 +93,7 @@ pub fn diagram(flow: &Flow) -> String {
     let rows = rows(flow);
     let widest = rows.iter().map(Vec::len).max().unwrap_or(1).max(1);
     let width = MARGIN * 2 + widest as i64 * WIDTH + (widest as i64 - 1) * GAP_X + 120;
-    let height = MARGIN * 2 + rows.len() as i64 * (HEIGHT + GAP_Y);
+    let height = MARGIN * 2 + rows.len().max(1) as i64 * (HEIGHT + GAP_Y) - GAP_Y;
     let mut at: BTreeMap<&str, (i64, i64, usize)> = BTreeMap::new();
     for (row, names) in rows.iter().enumerate() {
         let used = names.len() as i64 * WIDTH + (names.len() as i64 - 1) * GAP_X;

@@ -99,7 +99,7 @@ fn words(lang: Lang) -> Words {
 }
 
 /// The session of an administrator; `None` for everyone else.
-fn administrator(
+pub(crate) fn administrator(
     auth: &Auth,
     headers: &HeaderMap,
     identity: Option<&Identity>,
@@ -115,7 +115,7 @@ fn administrator(
 }
 
 /// The answer to anyone who is not an administrator.
-fn not_admin(headers: &HeaderMap) -> Response {
+pub(crate) fn not_admin(headers: &HeaderMap) -> Response {
     let lang = Lang::from_headers(headers);
     let w = words(lang);
     page(

@@ -3,5 +3,6 @@
 //! the customer lookup compares them (`phone`); contact records are stored by `store-sqlite`.
 //! The event loop, the agent desktop and the chat widget come next (see the README's status).
 
+pub mod admin;
 pub mod phone;
 pub mod webhook;

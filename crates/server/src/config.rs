@@ -15,6 +15,7 @@ use gateway::{AccessLogFormat, Limits, Settings};
 
 use crate::pages;
 
+mod contact;
 mod file;
 mod identity;
 mod records;
@@ -22,9 +23,10 @@ mod routes;
 
 use routes::{header_policy, route_settings};
 
+pub use contact::{AgentSettings, ContactSettings};
 pub use file::{
-    AccessLogFile, CompressionFile, ConfigFile, HeadersFile, IdentityFile, LimitsFile, RecordsFile,
-    RouteFile, TlsFile, parse,
+    AccessLogFile, CompressionFile, ConfigFile, ContactFile, HeadersFile, IdentityFile, LimitsFile,
+    RecordsFile, RouteFile, TlsFile, parse,
 };
 pub use identity::{IdentitySettings, compile_policy};
 pub use records::{AccountSettings, DatabaseSettings, Grant, RecordsSettings, valid_database_name};
@@ -121,6 +123,8 @@ pub struct Config {
     pub identity: IdentitySettings,
     /// Records databases and the Data API.
     pub records: RecordsSettings,
+    /// The contact center, when `[[contact.queue]]` is configured.
+    pub contact: Option<ContactSettings>,
     /// The file this came from, for reloads.
     pub source: Option<PathBuf>,
 }
@@ -262,6 +266,7 @@ impl Config {
         };
         let identity = identity::identity_settings(&file.identity)?;
         let records = records::records_settings(file.records, base)?;
+        let contact = contact::contact_settings(file.contact, base)?;
         let local_prefixes = if records.databases.is_empty() {
             Vec::new()
         } else {
@@ -303,6 +308,7 @@ impl Config {
             policy_document,
             identity,
             records,
+            contact,
             source: None,
         })
     }

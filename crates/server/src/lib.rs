@@ -108,7 +108,11 @@ pub async fn start(config: Config) -> Result<Running> {
         _ => None,
     };
     let data_api_addr = data_api.as_ref().map(TcpListener::local_addr).transpose()?;
-    let local = built_in_apps(Arc::clone(&auth), records.clone());
+    let local = built_in_apps(
+        Arc::clone(&auth),
+        records.clone(),
+        config.contact.clone().map(Arc::new),
+    );
     let door = FrontDoor::new(
         settings,
         certs,
@@ -188,6 +192,9 @@ impl Running {
         }
         if format!("{:?}", fresh.records) != format!("{:?}", self.config.records) {
             tracing::warn!("[records] changes take effect only after a restart");
+        }
+        if format!("{:?}", fresh.contact) != format!("{:?}", self.config.contact) {
+            tracing::warn!("[contact] changes take effect only after a restart");
         }
         let data = DataDir::prepare(&self.config.data_dir)?;
         let (certified, _) = load_certificate(&fresh, &data)?;
@@ -291,10 +298,17 @@ async fn hourly_housekeeping(auth: Arc<auth::Auth>, mut shutdown: watch::Receive
 }
 
 /// genkan's own pages as the gateway's fallback service.
-fn built_in_apps(auth: Arc<auth::Auth>, records: Option<Arc<records::Records>>) -> LocalApp {
-    let mut router = pages::router(auth);
+fn built_in_apps(
+    auth: Arc<auth::Auth>,
+    records: Option<Arc<records::Records>>,
+    contact: Option<Arc<config::ContactSettings>>,
+) -> LocalApp {
+    let mut router = pages::router(Arc::clone(&auth));
     if let Some(records) = records {
         router = router.merge(records::router(records));
+    }
+    if let Some(contact) = contact {
+        router = router.merge(center::admin::router(auth, contact));
     }
     let service = ServiceExt::<http::Request<hyper::body::Incoming>>::map_response(
         router,

@@ -56,6 +56,63 @@ pub struct ConfigFile {
     /// Records databases, the FileMaker Data API and SQL.
     #[serde(default)]
     pub records: RecordsFile,
+    /// The contact center: queues, agents, flows.
+    #[serde(default)]
+    pub contact: ContactFile,
+}
+
+/// `[contact]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactFile {
+    /// Region national phone numbers are read in (ISO 3166 code). Default `"JP"`.
+    pub region: Option<String>,
+    /// How long an offer rings before it goes to the next agent. Default `"20s"`.
+    pub offer_timeout: Option<String>,
+    /// After-contact work ends by itself after this long. Default `"2m"`.
+    pub wrap_up_timeout: Option<String>,
+    /// The flow every contact starts in. Default `"inbound"` (the seed's flow).
+    pub main_flow: Option<String>,
+    /// Flow files (TOML, relative to this file). Default: the seed's flows for the first queue.
+    #[serde(default)]
+    pub flows: Vec<PathBuf>,
+    /// `[[contact.queue]]` tables.
+    #[serde(default, rename = "queue")]
+    pub queues: Vec<ContactQueueFile>,
+    /// `[[contact.agent]]` tables.
+    #[serde(default, rename = "agent")]
+    pub agents: Vec<ContactAgentFile>,
+}
+
+/// `[[contact.queue]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactQueueFile {
+    /// The queue's name.
+    pub name: String,
+    /// Time zone the hours are read in. Default `"Asia/Tokyo"`.
+    pub time_zone: Option<String>,
+    /// Days it is open (`"mon"` … `"sun"`). Default every day.
+    pub days: Option<Vec<String>>,
+    /// Opening time (`"09:00"`). With `close`; both absent means all day.
+    pub open: Option<String>,
+    /// Closing time (`"18:00"`; `"24:00"` is midnight).
+    pub close: Option<String>,
+    /// Days closed whatever the weekday (`"2026-12-31"`).
+    #[serde(default)]
+    pub holidays: Vec<String>,
+}
+
+/// `[[contact.agent]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactAgentFile {
+    /// The agent's user name.
+    pub name: String,
+    /// Queues the agent answers.
+    pub queues: Vec<String>,
+    /// Chats at once. Default `3`.
+    pub max_chats: Option<usize>,
 }
 
 /// `[records]`

@@ -799,3 +799,38 @@ async fn sessions_end_at_their_lifetime_and_noisy_sources_are_refused() {
     assert!(audit_kinds(&genkan).contains(&"login_refused".to_owned()));
     genkan.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn administrators_see_the_contact_flows_as_diagrams() {
+    let extra = "[identity]\ntotp_required_groups = []\n\
+         [contact]\n[[contact.queue]]\nname = \"support\"\nopen = \"09:00\"\nclose = \"18:00\"\n\
+         [[contact.agent]]\nname = \"agent1\"\nqueues = [\"support\"]\n";
+    let genkan = Genkan::start(extra).await;
+    add_group(&genkan, "staff");
+    add_user(&genkan, "kanri", &["admin"], Some(PASSWORD));
+    add_user(&genkan, "suzuki", &["staff"], Some(PASSWORD));
+    let mut staff = Browser::new(&genkan);
+    staff.sign_in("suzuki", PASSWORD).await;
+    assert_eq!(
+        staff
+            .send("GET", "/_genkan/admin/flows", None)
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    let mut admin = Browser::new(&genkan);
+    admin.sign_in("kanri", PASSWORD).await;
+    let page = admin.send("GET", "/_genkan/admin/flows", None).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let text = String::from_utf8_lossy(page.body());
+    assert_eq!(
+        text.matches("<svg ").count(),
+        2,
+        "the seed flow and its closing flow"
+    );
+    assert!(
+        text.contains("assigned-agent") && text.contains("agent1"),
+        "{text}"
+    );
+    genkan.shutdown().await;
+}
