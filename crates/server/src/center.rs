@@ -4,5 +4,6 @@
 //! The event loop, the agent desktop and the chat widget come next (see the README's status).
 
 pub mod admin;
+pub mod lookup;
 pub mod phone;
 pub mod webhook;

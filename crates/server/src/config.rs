@@ -266,7 +266,12 @@ impl Config {
         };
         let identity = identity::identity_settings(&file.identity)?;
         let records = records::records_settings(file.records, base)?;
-        let contact = contact::contact_settings(file.contact, base)?;
+        let record_databases: Vec<String> = records
+            .databases
+            .iter()
+            .map(|database| database.name.clone())
+            .collect();
+        let contact = contact::contact_settings(file.contact, base, &record_databases)?;
         let local_prefixes = if records.databases.is_empty() {
             Vec::new()
         } else {

@@ -35,6 +35,8 @@ pub struct ContactSettings {
     pub agents: Vec<AgentSettings>,
     /// Flows, each sound.
     pub flows: Vec<Flow>,
+    /// Where customers are looked up: the records database and the source.
+    pub customers: Option<(String, crate::center::lookup::CustomerSource)>,
 }
 
 impl ContactSettings {
@@ -139,6 +141,7 @@ fn hours(key: &str, queue: &super::file::ContactQueueFile) -> Result<Hours, Conf
 pub(super) fn contact_settings(
     file: ContactFile,
     base: &Path,
+    records_databases: &[String],
 ) -> Result<Option<ContactSettings>, ConfigError> {
     if file.queues.is_empty() {
         if !file.agents.is_empty() || !file.flows.is_empty() {
@@ -228,7 +231,36 @@ pub(super) fn contact_settings(
         }
         flows
     };
+    let customers = match file.customers {
+        None => None,
+        Some(customers) => {
+            if !records_databases.contains(&customers.database) {
+                return Err(ConfigError::new(
+                    "contact.customers.database",
+                    format!("`{}` is not a [[records.database]]", customers.database),
+                ));
+            }
+            if customers.phone_fields.is_empty() && customers.email_fields.is_empty() {
+                return Err(ConfigError::new(
+                    "contact.customers.phone_fields",
+                    "name at least one phone or e-mail field to look customers up by",
+                ));
+            }
+            Some((
+                customers.database,
+                crate::center::lookup::CustomerSource {
+                    layout: customers.layout,
+                    phone_fields: customers.phone_fields,
+                    email_fields: customers.email_fields,
+                    name_field: customers.name_field,
+                    assigned_agent_field: customers.assigned_agent_field,
+                    region,
+                },
+            ))
+        }
+    };
     let settings = ContactSettings {
+        customers,
         region,
         center: Settings {
             offer_timeout: span("contact.offer_timeout", &file.offer_timeout, 20)?,
@@ -292,6 +324,27 @@ mod tests {
     }
 
     #[test]
+    fn customers_come_from_a_records_database() {
+        let text = format!(
+            "[[records.database]]\nname = \"demo\"\n{CENTER}[contact.customers]\ndatabase = \"demo\"\n\
+             layout = \"customers\"\nphone_fields = [\"phone\"]\nemail_fields = [\"email\"]\n\
+             name_field = \"name\"\nassigned_agent_field = \"assigned_agent\"\n"
+        );
+        let contact = load(&text).unwrap().contact.unwrap();
+        let (database, source) = contact.customers.unwrap();
+        assert_eq!(database, "demo");
+        assert_eq!(source.phone_fields, ["phone"]);
+        let none = text.replace(
+            "phone_fields = [\"phone\"]\nemail_fields = [\"email\"]\n",
+            "",
+        );
+        assert_eq!(
+            load(&none).unwrap_err().key,
+            "contact.customers.phone_fields"
+        );
+    }
+
+    #[test]
     fn mistakes_name_their_key() {
         let cases = [
             (
@@ -332,6 +385,13 @@ mod tests {
             (
                 CENTER.replace("[contact]\n", "[contact]\nregion = \"XX\"\n"),
                 "contact.region",
+            ),
+            (
+                format!(
+                    "{CENTER}[contact.customers]\ndatabase = \"crm\"\nlayout = \"customers\"\n\
+                     phone_fields = [\"phone\"]\nname_field = \"name\"\n"
+                ),
+                "contact.customers.database",
             ),
             (
                 CENTER.replace("[contact]\n", "[contact]\nflows = [\"missing.toml\"]\n"),

@@ -82,6 +82,28 @@ pub struct ContactFile {
     /// `[[contact.agent]]` tables.
     #[serde(default, rename = "agent")]
     pub agents: Vec<ContactAgentFile>,
+    /// `[contact.customers]`: where the customer lookup and the screen pop find customers.
+    pub customers: Option<ContactCustomersFile>,
+}
+
+/// `[contact.customers]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactCustomersFile {
+    /// Records database (a `[[records.database]]`).
+    pub database: String,
+    /// Layout of the customers table.
+    pub layout: String,
+    /// Fields holding phone numbers.
+    #[serde(default)]
+    pub phone_fields: Vec<String>,
+    /// Fields holding e-mail addresses.
+    #[serde(default)]
+    pub email_fields: Vec<String>,
+    /// Field with the customer's name.
+    pub name_field: String,
+    /// Field with the login name of the customer's agent.
+    pub assigned_agent_field: Option<String>,
 }
 
 /// `[[contact.queue]]`
