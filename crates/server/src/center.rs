@@ -6,4 +6,5 @@
 pub mod admin;
 pub mod lookup;
 pub mod phone;
+pub mod runtime;
 pub mod webhook;
