@@ -48,6 +48,9 @@ fn is_public(path: &str) -> bool {
             | "/_genkan/password"
             | "/_genkan/logout"
             | "/_genkan/totp"
+            // Customers chatting are not genkan users: the chat is deliberately public.
+            | "/_genkan/chat"
+            | "/_genkan/chat/ws"
     ) || path.starts_with("/_genkan/static/")
         || is_self_authenticating(path)
 }

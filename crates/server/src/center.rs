@@ -7,4 +7,5 @@ pub mod admin;
 pub mod lookup;
 pub mod phone;
 pub mod runtime;
+pub mod web;
 pub mod webhook;

@@ -108,11 +108,8 @@ pub async fn start(config: Config) -> Result<Running> {
         _ => None,
     };
     let data_api_addr = data_api.as_ref().map(TcpListener::local_addr).transpose()?;
-    let local = built_in_apps(
-        Arc::clone(&auth),
-        records.clone(),
-        config.contact.clone().map(Arc::new),
-    );
+    let contact_center = start_contact_center(&config, &auth, records.as_ref())?;
+    let local = built_in_apps(Arc::clone(&auth), records.clone(), contact_center);
     let door = FrontDoor::new(
         settings,
         certs,
@@ -297,18 +294,62 @@ async fn hourly_housekeeping(auth: Arc<auth::Auth>, mut shutdown: watch::Receive
     }
 }
 
+/// The contact center's event loop, when `[contact]` configures one.
+fn start_contact_center(
+    config: &Config,
+    auth: &Arc<auth::Auth>,
+    records: Option<&Arc<records::Records>>,
+) -> Result<
+    Option<(
+        Arc<center::runtime::ContactCenter>,
+        Arc<config::ContactSettings>,
+    )>,
+> {
+    let Some(settings) = &config.contact else {
+        return Ok(None);
+    };
+    let customers = match &settings.customers {
+        None => None,
+        Some((database, source)) => {
+            let served = records
+                .and_then(|records| records.database(database))
+                .with_context(|| {
+                    format!("contact.customers.database: `{database}` is not served")
+                })?;
+            Some(center::runtime::Customers {
+                database: served,
+                source: source.clone(),
+            })
+        }
+    };
+    let center = settings
+        .center(clock::timestamp_now())
+        .map_err(|error| anyhow::anyhow!("contact: {error}"))?;
+    let log: Arc<dyn center::runtime::ContactLog> = Arc::clone(auth) as _;
+    let running = center::runtime::ContactCenter::start(center, customers, log)?;
+    Ok(Some((running, Arc::new(settings.clone()))))
+}
+
 /// genkan's own pages as the gateway's fallback service.
 fn built_in_apps(
     auth: Arc<auth::Auth>,
     records: Option<Arc<records::Records>>,
-    contact: Option<Arc<config::ContactSettings>>,
+    contact: Option<(
+        Arc<center::runtime::ContactCenter>,
+        Arc<config::ContactSettings>,
+    )>,
 ) -> LocalApp {
     let mut router = pages::router(Arc::clone(&auth));
     if let Some(records) = records {
         router = router.merge(records::router(records));
     }
-    if let Some(contact) = contact {
-        router = router.merge(center::admin::router(auth, contact));
+    if let Some((running, settings)) = contact {
+        router = router
+            .merge(center::admin::router(
+                Arc::clone(&auth),
+                Arc::clone(&settings),
+            ))
+            .merge(center::web::router(running, auth, settings));
     }
     let service = ServiceExt::<http::Request<hyper::body::Incoming>>::map_response(
         router,

@@ -76,7 +76,7 @@ impl Lang {
         choices.first().map_or(Self::Ja, |(_, lang)| *lang)
     }
 
-    fn code(self) -> &'static str {
+    pub(crate) fn code(self) -> &'static str {
         match self {
             Self::Ja => "ja",
             Self::En => "en",

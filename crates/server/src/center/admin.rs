@@ -45,14 +45,14 @@ async fn flows(
             "キュー",
             "エージェント",
             "開始ブロック",
-            "このリリースでは、まだ問い合わせを受け付けません（チャット画面とエージェント画面は次のリリースです）。",
+            "チャットは /_genkan/chat、エージェント画面は /_genkan/desk です。電話はまだ受けられません。",
         ),
         Lang::En => (
             "Contact flows",
             "Queues",
             "Agents",
             "starts at",
-            "This release does not take contacts yet (the chat page and the agent desktop come next).",
+            "Chats come in on /_genkan/chat; agents work on /_genkan/desk. Calls are not taken yet.",
         ),
     };
     let contact = &state.contact;

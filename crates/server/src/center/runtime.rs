@@ -183,6 +183,11 @@ enum Work {
     Agent {
         agent: String,
         desk: UnboundedSender<ToAgent>,
+        generation: u64,
+    },
+    DeskClosed {
+        agent: String,
+        generation: u64,
     },
     Chat {
         contact: ContactId,
@@ -214,6 +219,15 @@ enum Work {
 pub struct ContactCenter {
     inbox: UnboundedSender<Work>,
     next_id: AtomicU64,
+    desks: AtomicU64,
+}
+
+/// An agent's connected desk: its messages, and its number for [`ContactCenter::desk_closed`].
+pub struct Desk {
+    /// Messages for the desk.
+    pub messages: UnboundedReceiver<ToAgent>,
+    /// Which desk this is.
+    pub generation: u64,
 }
 
 /// Where customers are looked up.
@@ -236,6 +250,7 @@ impl ContactCenter {
         let handle = Arc::new(Self {
             inbox: inbox.clone(),
             next_id: AtomicU64::new(u64::try_from(last).unwrap_or(0) + 1),
+            desks: AtomicU64::new(1),
         });
         let (writes, writer) = unbounded_channel();
         tokio::spawn(write_records(Arc::clone(&log), writer));
@@ -255,13 +270,27 @@ impl ContactCenter {
     }
 
     /// An agent's desktop connects (a second tab replaces the first).
-    pub fn agent_desk(&self, agent: &str) -> UnboundedReceiver<ToAgent> {
+    pub fn agent_desk(&self, agent: &str) -> Desk {
         let (desk, messages) = unbounded_channel();
+        let generation = self.desks.fetch_add(1, Ordering::Relaxed);
         let _ = self.inbox.send(Work::Agent {
             agent: agent.to_owned(),
             desk,
+            generation,
         });
-        messages
+        Desk {
+            messages,
+            generation,
+        }
+    }
+
+    /// An agent's desktop went away (tab closed, network lost). If it was their current desk,
+    /// they are set Away: offers must not ring where nobody can answer.
+    pub fn desk_closed(&self, agent: &str, generation: u64) {
+        let _ = self.inbox.send(Work::DeskClosed {
+            agent: agent.to_owned(),
+            generation,
+        });
     }
 
     /// Passes an agent's or a call's event to the center.
@@ -344,7 +373,7 @@ struct Loop {
     log: Arc<dyn ContactLog>,
     inbox: UnboundedSender<Work>,
     writes: UnboundedSender<Write>,
-    desks: HashMap<String, UnboundedSender<ToAgent>>,
+    desks: HashMap<String, (u64, UnboundedSender<ToAgent>)>,
     chats: HashMap<ContactId, UnboundedSender<ToCustomer>>,
     transcripts: HashMap<ContactId, Vec<serde_json::Value>>,
     found: HashMap<ContactId, (FoundCustomer, Vec<PastContact>)>,
@@ -389,8 +418,33 @@ impl Loop {
     fn handle(&mut self, work: Work) {
         match work {
             Work::Event(event) => self.event(event),
-            Work::Agent { agent, desk } => {
-                if let Some(previous) = self.desks.insert(agent.clone(), desk.clone()) {
+            Work::DeskClosed { agent, generation } => {
+                if self
+                    .desks
+                    .get(&agent)
+                    .is_some_and(|(current, _)| *current == generation)
+                {
+                    self.desks.remove(&agent);
+                    let available = self
+                        .center
+                        .agent(&agent)
+                        .is_some_and(|known| known.status == contact::Status::Available);
+                    if available {
+                        self.event(Event::AgentStatus {
+                            agent,
+                            status: contact::Status::Away,
+                        });
+                    }
+                }
+            }
+            Work::Agent {
+                agent,
+                desk,
+                generation,
+            } => {
+                if let Some((_, previous)) =
+                    self.desks.insert(agent.clone(), (generation, desk.clone()))
+                {
                     let _ = previous.send(ToAgent::Replaced);
                 }
                 if let Some(known) = self.center.agent(&agent) {
@@ -495,7 +549,7 @@ impl Loop {
     }
 
     fn tell_agent(&self, agent: &str, message: ToAgent) {
-        if let Some(desk) = self.desks.get(agent) {
+        if let Some((_, desk)) = self.desks.get(agent) {
             let _ = desk.send(message);
         }
     }

@@ -78,7 +78,7 @@ fn start(dir: &TempDir) -> (Arc<ContactCenter>, Arc<Mutex<Database>>) {
 async fn a_chat_reaches_the_assigned_agent_with_the_screen_pop_and_is_recorded() {
     let dir = TempDir::new("contact-center");
     let (center, log) = start(&dir);
-    let mut desk = center.agent_desk("agent1");
+    let mut desk = center.agent_desk("agent1").messages;
     assert!(matches!(
         next(&mut desk).await,
         ToAgent::Presence {
@@ -215,9 +215,32 @@ async fn nobody_available_is_told_so_and_a_second_tab_replaces_the_first() {
     assert!(text.contains("対応中"), "{text}");
     assert_eq!(next(&mut chat).await, ToCustomer::Ended);
 
-    let mut first = center.agent_desk("agent1");
+    let first_desk = center.agent_desk("agent1");
+    let mut first = first_desk.messages;
     assert!(matches!(next(&mut first).await, ToAgent::Presence { .. }));
-    let mut second = center.agent_desk("agent1");
+    let second_desk = center.agent_desk("agent1");
+    let mut second = second_desk.messages;
     assert!(matches!(next(&mut first).await, ToAgent::Replaced));
     assert!(matches!(next(&mut second).await, ToAgent::Presence { .. }));
+    // The replaced tab closing changes nothing; the current one closing sets the agent Away.
+    center.event(Event::AgentStatus {
+        agent: "agent1".into(),
+        status: Status::Available,
+    });
+    assert!(matches!(
+        next(&mut second).await,
+        ToAgent::Presence {
+            presence: contact::Presence::Available
+        }
+    ));
+    center.desk_closed("agent1", first_desk.generation);
+    center.desk_closed("agent1", second_desk.generation);
+    let third = center.agent_desk("agent1");
+    let mut third_messages = third.messages;
+    assert!(matches!(
+        next(&mut third_messages).await,
+        ToAgent::Presence {
+            presence: contact::Presence::Away
+        }
+    ));
 }

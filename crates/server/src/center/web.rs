@@ -1,0 +1,382 @@
+//! The contact center in the browser: the agent desktop (`/_genkan/desk`, signed-in agents
+//! only) and the customer chat page (`/_genkan/chat`, deliberately public), each a small page
+//! with an ES module talking JSON over a WebSocket to the event loop.
+//!
+//! WebSockets are only accepted from pages of this origin (the `Origin` header must name the
+//! host the request came to), so another site cannot open a desk in an agent's name. Chat
+//! messages are limited in size and rate; an agent's second tab takes over and the first is
+//! told so.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use contact::{ContactId, Event, Status};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::runtime::{ContactCenter, ToAgent, ToCustomer};
+use crate::auth::Auth;
+use crate::config::ContactSettings;
+use crate::pages::Lang;
+
+/// Longest chat message, in characters.
+const MAX_MESSAGE_CHARS: usize = 2_000;
+/// Messages a chat may send per ten seconds.
+const MESSAGES_PER_TEN_SECONDS: usize = 20;
+
+#[derive(Clone)]
+struct Web {
+    center: Arc<ContactCenter>,
+    auth: Arc<Auth>,
+    settings: Arc<ContactSettings>,
+}
+
+/// The desk and chat routes.
+pub fn router(
+    center: Arc<ContactCenter>,
+    auth: Arc<Auth>,
+    settings: Arc<ContactSettings>,
+) -> Router {
+    Router::new()
+        .route("/_genkan/desk", get(desk_page))
+        .route("/_genkan/desk/ws", get(desk_socket))
+        .route("/_genkan/chat", get(chat_page))
+        .route("/_genkan/chat/ws", get(chat_socket))
+        .route(
+            "/_genkan/static/desk.js",
+            get(|| script(include_str!("web/desk.js"))),
+        )
+        .route(
+            "/_genkan/static/chat.js",
+            get(|| script(include_str!("web/chat.js"))),
+        )
+        .with_state(Web {
+            center,
+            auth,
+            settings,
+        })
+}
+
+async fn script(text: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        text,
+    )
+        .into_response()
+}
+
+/// A page with one module script; the CSP lets it talk to this origin only.
+fn app_page(lang: Lang, title: &str, body: &str, module: &str) -> Response {
+    let html = format!(
+        "<!doctype html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{title}</title>\
+<style>{STYLE}</style><script type=\"module\" src=\"/_genkan/static/{module}\"></script></head>\
+<body><header>玄関 genkan</header>{body}</body></html>\n",
+        lang = lang.code(),
+        title = gateway::gate::html_escape(title),
+    );
+    let mut response = (StatusCode::OK, html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'self'",
+        ),
+    );
+    response
+}
+
+const STYLE: &str = "body{font-family:system-ui,\"Hiragino Sans\",\"Yu Gothic UI\",sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}\
+header{font-weight:600;letter-spacing:.1em;color:#7a4b2a;margin-bottom:1.2rem}h1{font-size:1.3rem}\
+button{padding:.4rem 1rem;font-size:1rem;margin:.2rem .3rem .2rem 0}input,textarea{font-size:1rem;padding:.4rem;box-sizing:border-box}\
+.card{border:1px solid #ccc;border-radius:6px;padding:.8rem 1rem;margin:.8rem 0;background:#fff}.offer{border-color:#c77d00;background:#fff8ea}\
+.log{height:14rem;overflow-y:auto;border:1px solid #ddd;border-radius:4px;padding:.5rem;background:#fafafa;margin:.5rem 0}\
+.line{margin:.2rem 0}.from-agent,.me{color:#1d4e89}.from-customer{color:#222}.from-center{color:#6b4e16;font-style:italic}\
+table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #eee;padding:.25rem .4rem;text-align:left;vertical-align:top}\
+.status{font-weight:600}.muted{color:#666}.row{display:flex;gap:.5rem}.row input{flex:1}";
+
+fn words(lang: Lang) -> (&'static str, &'static str, &'static str) {
+    match lang {
+        Lang::Ja => (
+            "エージェント画面",
+            "チャットでのお問い合わせ",
+            "このページはエージェントとして登録された人だけが使えます。",
+        ),
+        Lang::En => (
+            "Agent desktop",
+            "Chat with us",
+            "This page is for people registered as agents.",
+        ),
+    }
+}
+
+/// The signed-in user, if they are a configured agent.
+fn agent_of(web: &Web, headers: &HeaderMap) -> Option<String> {
+    let session = web.auth.session(headers)?;
+    let name = session.row.user;
+    web.settings
+        .agents
+        .iter()
+        .any(|agent| agent.name == name)
+        .then_some(name)
+}
+
+/// Whether a WebSocket comes from a page of this origin.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|value| value.to_str().ok());
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok());
+    matches!((origin, host), (Some(origin), Some(host)) if origin == format!("https://{host}"))
+}
+
+async fn desk_page(State(web): State<Web>, headers: HeaderMap) -> Response {
+    let lang = Lang::from_headers(&headers);
+    let (title, _, only_agents) = words(lang);
+    let Some(agent) = agent_of(&web, &headers) else {
+        return crate::pages::page(
+            lang,
+            StatusCode::FORBIDDEN,
+            title,
+            &format!("<p>{only_agents}</p>"),
+        );
+    };
+    let body = format!(
+        "<h1>{title}</h1><p><span id=\"me\">{agent}</span> — <span class=\"status\" id=\"presence\">…</span></p>\
+<p id=\"switch\"><button data-status=\"Available\">Available</button><button data-status=\"Away\">Away</button>\
+<button data-status=\"Offline\">Offline</button></p><p class=\"muted\" id=\"connection\"></p>\
+<div id=\"offers\"></div><div id=\"contacts\"></div>",
+        agent = gateway::gate::html_escape(&agent),
+    );
+    app_page(lang, title, &body, "desk.js")
+}
+
+async fn chat_page(headers: HeaderMap) -> Response {
+    let lang = Lang::from_headers(&headers);
+    let (_, title, _) = words(lang);
+    let (name, email, start, send, leave) = match lang {
+        Lang::Ja => (
+            "お名前",
+            "メールアドレス",
+            "チャットを始める",
+            "送信",
+            "終了",
+        ),
+        Lang::En => ("Name", "E-mail", "Start chat", "Send", "Leave"),
+    };
+    let body = format!(
+        "<h1>{title}</h1><form id=\"start\" class=\"card\"><p><label>{name}<br><input id=\"name\" maxlength=\"100\" required></label></p>\
+<p><label>{email}<br><input id=\"email\" type=\"email\" maxlength=\"200\" required></label></p><button type=\"submit\">{start}</button></form>\
+<div id=\"chat\" hidden><div class=\"log\" id=\"log\" aria-live=\"polite\"></div><form id=\"say\" class=\"row\">\
+<input id=\"text\" maxlength=\"{MAX_MESSAGE_CHARS}\" autocomplete=\"off\"><button type=\"submit\">{send}</button>\
+<button type=\"button\" id=\"leave\">{leave}</button></form><p class=\"muted\" id=\"state\"></p></div>"
+    );
+    app_page(lang, title, &body, "chat.js")
+}
+
+async fn desk_socket(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if !same_origin(&headers) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let Some(agent) = agent_of(&web, &headers) else {
+        return StatusCode::FORBIDDEN.into_response();
+    };
+    upgrade
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| desk(web.center, agent, socket))
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum FromDesk {
+    Status { status: String },
+    Accept { contact: u64 },
+    Reject { contact: u64 },
+    Message { contact: u64, text: String },
+    End { contact: u64 },
+    Notes { contact: u64, notes: String },
+}
+
+async fn desk(center: Arc<ContactCenter>, agent: String, mut socket: WebSocket) {
+    let span = tracing::info_span!("desk", %agent);
+    let _entered = span.enter();
+    let desk = center.agent_desk(&agent);
+    let generation = desk.generation;
+    let mut messages = desk.messages;
+    run_desk(&center, &agent, &mut messages, &mut socket).await;
+    center.desk_closed(&agent, generation);
+}
+
+async fn run_desk(
+    center: &ContactCenter,
+    agent: &str,
+    messages: &mut tokio::sync::mpsc::UnboundedReceiver<ToAgent>,
+    socket: &mut WebSocket,
+) {
+    let agent = agent.to_owned();
+    loop {
+        tokio::select! {
+            message = messages.recv() => {
+                let Some(message) = message else { return };
+                let replaced = matches!(message, ToAgent::Replaced);
+                let Ok(text) = serde_json::to_string(&message) else { continue };
+                if socket.send(Message::Text(text.into())).await.is_err() || replaced {
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
+            }
+            incoming = socket.recv() => {
+                let Some(Ok(incoming)) = incoming else { return };
+                let Message::Text(text) = incoming else { continue };
+                let Ok(request) = serde_json::from_str::<FromDesk>(&text) else { continue };
+                match request {
+                    FromDesk::Status { status } => {
+                        let status = match status.as_str() {
+                            "Available" => Status::Available,
+                            "Away" => Status::Away,
+                            _ => Status::Offline,
+                        };
+                        center.event(Event::AgentStatus { agent: agent.clone(), status });
+                    }
+                    FromDesk::Accept { contact } => center.event(Event::Accept { agent: agent.clone(), contact: ContactId(contact) }),
+                    FromDesk::Reject { contact } => center.event(Event::Reject { agent: agent.clone(), contact: ContactId(contact) }),
+                    FromDesk::Message { contact, text } => {
+                        let text: String = text.chars().take(MAX_MESSAGE_CHARS).collect();
+                        if !text.trim().is_empty() {
+                            center.agent_says(&agent, ContactId(contact), &text);
+                        }
+                    }
+                    FromDesk::End { contact } => center.event(Event::AgentEnded { agent: agent.clone(), contact: ContactId(contact) }),
+                    FromDesk::Notes { contact, notes } => {
+                        let notes: String = notes.chars().take(10_000).collect();
+                        center.wrap_up(&agent, ContactId(contact), &notes);
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn chat_socket(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if !same_origin(&headers) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    upgrade
+        .max_message_size(16 * 1024)
+        .on_upgrade(move |socket| chat(web.center, socket))
+}
+
+async fn chat(center: Arc<ContactCenter>, mut socket: WebSocket) {
+    // The first message starts the chat: {"type":"start","name":…,"email":…}.
+    let first = tokio::time::timeout(Duration::from_secs(60), socket.recv()).await;
+    let Ok(Some(Ok(Message::Text(text)))) = first else {
+        return;
+    };
+    let Ok(start) = serde_json::from_str::<Value>(&text) else {
+        return;
+    };
+    let field = |name: &str, limit: usize| -> String {
+        start
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .trim()
+            .chars()
+            .take(limit)
+            .collect()
+    };
+    let (name, email) = (field("name", 100), field("email", 200));
+    if start.get("type").and_then(Value::as_str) != Some("start") || email.is_empty() {
+        let _ = socket.send(Message::Close(None)).await;
+        return;
+    }
+    let attributes = BTreeMap::from([("name".to_owned(), name)]);
+    let (contact, mut messages) = center.start_chat(&email, attributes);
+    let span = tracing::info_span!("chat", %contact);
+    let _entered = span.enter();
+    let mut sent: std::collections::VecDeque<tokio::time::Instant> =
+        std::collections::VecDeque::new();
+    loop {
+        tokio::select! {
+            message = messages.recv() => {
+                let Some(message) = message else { return };
+                let ended = message == ToCustomer::Ended;
+                let Ok(text) = serde_json::to_string(&message) else { continue };
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    center.event(Event::CustomerLeft { contact });
+                    return;
+                }
+                if ended {
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
+            }
+            incoming = socket.recv() => {
+                let Some(Ok(incoming)) = incoming else {
+                    center.event(Event::CustomerLeft { contact });
+                    return;
+                };
+                let Message::Text(text) = incoming else { continue };
+                let Ok(request) = serde_json::from_str::<Value>(&text) else { continue };
+                match request.get("type").and_then(Value::as_str) {
+                    Some("message") => {
+                        let now = tokio::time::Instant::now();
+                        while sent.front().is_some_and(|at| now.duration_since(*at) > Duration::from_secs(10)) {
+                            sent.pop_front();
+                        }
+                        if sent.len() >= MESSAGES_PER_TEN_SECONDS {
+                            let notice = serde_json::json!({"type": "limited"}).to_string();
+                            let _ = socket.send(Message::Text(notice.into())).await;
+                            continue;
+                        }
+                        sent.push_back(now);
+                        let text: String = request
+                            .get("text")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .chars()
+                            .take(MAX_MESSAGE_CHARS)
+                            .collect();
+                        if !text.trim().is_empty() {
+                            center.customer_says(contact, &text);
+                        }
+                    }
+                    Some("input") => {
+                        if let Some(value) = request.get("value").and_then(Value::as_str) {
+                            center.event(Event::Input { contact, value: value.chars().take(100).collect() });
+                        }
+                    }
+                    Some("leave") => {
+                        center.event(Event::CustomerLeft { contact });
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+// The agent desktop: presence, ringing offers with the customer's record (the screen pop),
+// chats side by side, and wrap-up notes. Everything arrives over one WebSocket; if it drops,
+// the page reconnects, unless another tab of the same agent has taken over.
+const $ = (id) => document.getElementById(id);
+const presence = $("presence");
+const connection = $("connection");
+const offers = $("offers");
+const contacts = $("contacts");
+let socket = null;
+let replaced = false;
+let retry = 500;
+
+function element(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function send(message) {
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+}
+
+function table(rows) {
+  const body = element("tbody");
+  for (const [name, value] of rows) body.append(element("tr", {}, element("th", {}, name), element("td", {}, value)));
+  return element("table", {}, body);
+}
+
+function offer(message) {
+  const card = element("div", { class: "card offer", id: `offer-${message.contact}`, "data-contact": String(message.contact) });
+  const kind = message.channel === "Chat" ? "チャット / chat" : "電話 / call";
+  card.append(element("h2", {}, `${kind}: ${message.from}`));
+  if (message.customer.length > 0) {
+    card.append(element("h3", {}, "顧客 / customer"), table(message.customer));
+  } else {
+    card.append(element("p", { class: "muted" }, "新規のお客様 / new customer"));
+  }
+  if (message.history.length > 0) {
+    const rows = message.history.map((past) => [past.at, `${past.channel} · ${past.agent ?? "—"} · ${past.outcome}${past.notes ? " · " + past.notes : ""}`]);
+    card.append(element("h3", {}, "履歴 / history"), table(rows));
+  }
+  const accept = element("button", { class: "accept" }, "応答 / Accept");
+  const reject = element("button", { class: "reject" }, "拒否 / Reject");
+  accept.addEventListener("click", () => send({ type: "accept", contact: message.contact }));
+  reject.addEventListener("click", () => send({ type: "reject", contact: message.contact }));
+  card.append(element("p", {}, accept, reject));
+  offers.append(card);
+}
+
+function pane(contact) {
+  let card = $(`contact-${contact}`);
+  if (card) return card;
+  const offered = $(`offer-${contact}`);
+  card = element("div", { class: "card", id: `contact-${contact}` });
+  if (offered) {
+    for (const part of offered.querySelectorAll("h2, h3, table, p.muted")) card.append(part.cloneNode(true));
+    offered.remove();
+  }
+  const log = element("div", { class: "log" });
+  const text = element("input", { maxlength: "2000", autocomplete: "off", "aria-label": "message" });
+  const say = element("form", { class: "row" }, text, element("button", { type: "submit" }, "送信 / Send"));
+  say.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (!text.value.trim()) return;
+    send({ type: "message", contact, text: text.value });
+    log.append(element("p", { class: "line me" }, `me: ${text.value}`));
+    text.value = "";
+  });
+  const end = element("button", { class: "end" }, "終了 / End");
+  end.addEventListener("click", () => send({ type: "end", contact }));
+  card.append(log, say, element("p", {}, end));
+  contacts.append(card);
+  return card;
+}
+
+function wrapUp(contact) {
+  const card = pane(contact);
+  for (const part of card.querySelectorAll("form.row, button.end")) part.remove();
+  if (card.querySelector("textarea")) return;
+  const notes = element("textarea", { rows: "3", cols: "60", "aria-label": "notes" });
+  const save = element("button", { class: "save-notes" }, "メモを保存 / Save notes");
+  save.addEventListener("click", () => {
+    send({ type: "notes", contact, notes: notes.value });
+    card.remove();
+  });
+  card.append(element("h3", {}, "後処理 / wrap-up"), notes, element("p", {}, save));
+}
+
+function receive(message) {
+  switch (message.type) {
+    case "presence":
+      presence.textContent = message.presence;
+      break;
+    case "offer":
+      offer(message);
+      break;
+    case "withdrawn":
+      $(`offer-${message.contact}`)?.remove();
+      break;
+    case "connected":
+      pane(message.contact);
+      break;
+    case "message":
+      pane(message.contact).querySelector(".log").append(element("p", { class: "line from-customer" }, `customer: ${message.text}`));
+      break;
+    case "ended":
+      pane(message.contact).querySelector(".log").append(element("p", { class: "line from-center" }, "— ended —"));
+      break;
+    case "wrap_up":
+      wrapUp(message.contact);
+      break;
+    case "replaced":
+      replaced = true;
+      connection.textContent = "別のタブで開かれました / opened in another tab";
+      break;
+  }
+}
+
+function connect() {
+  socket = new WebSocket(`wss://${location.host}/_genkan/desk/ws`);
+  socket.addEventListener("open", () => {
+    retry = 500;
+    connection.textContent = "";
+  });
+  socket.addEventListener("message", (event) => receive(JSON.parse(event.data)));
+  socket.addEventListener("close", () => {
+    if (replaced) return;
+    connection.textContent = "再接続中 / reconnecting…";
+    setTimeout(connect, retry);
+    retry = Math.min(retry * 2, 10_000);
+  });
+}
+
+for (const button of document.querySelectorAll("#switch button")) {
+  button.addEventListener("click", () => send({ type: "status", status: button.dataset.status }));
+}
+connect();

@@ -1,0 +1,118 @@
+// The contact center end to end in two real browser pages: a customer on the public chat page
+// and a signed-in agent on the desk. The customer is found by their address, so the chat rings
+// at their assigned agent with their record on screen; messages go both ways; the agent's End
+// sends the closing message; the wrap-up notes show in the history of the customer's next chat.
+
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { copyFileSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { launchBrowser, shotsDir, startGenkan } from "./harness.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const examples = join(here, "..", "..", "examples");
+let genkan;
+let browser;
+
+before(async () => {
+  // The demo configuration as shipped, on ephemeral ports.
+  const demo = readFileSync(join(examples, "contact-demo.toml"), "utf8");
+  genkan = await startGenkan(demo, (dir) => copyFileSync(join(examples, "contact-demo.sql"), join(dir, "contact-demo.sql")));
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  genkan?.child.kill("SIGTERM");
+});
+
+async function page() {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, locale: "ja-JP" });
+  return context.newPage();
+}
+
+async function agentDesk(user, password) {
+  const desk = await page();
+  await desk.goto(`${genkan.origin}/_genkan/desk`);
+  assert.match(new URL(desk.url()).pathname, /^\/_genkan\/login$/);
+  await desk.fill('input[name="user"]', user);
+  await desk.fill('input[name="password"]', password);
+  await Promise.all([desk.waitForLoadState("load"), desk.click('button[type="submit"]')]);
+  assert.equal(new URL(desk.url()).pathname, "/_genkan/desk");
+  // Offline at first; Away if a desk of theirs was closed while Available.
+  await desk.waitForFunction(() => ["Offline", "Away"].includes(document.getElementById("presence").textContent));
+  await desk.click('button[data-status="Available"]');
+  await desk.waitForFunction(() => document.getElementById("presence").textContent === "Available");
+  return desk;
+}
+
+async function customerChat(name, email) {
+  const chat = await page();
+  await chat.goto(`${genkan.origin}/_genkan/chat`);
+  await chat.fill("#name", name);
+  await chat.fill("#email", email);
+  await chat.click('#start button[type="submit"]');
+  return chat;
+}
+
+test("a customer's chat rings at their agent with their record, both ways, closing message, history", async () => {
+  const agent1 = await agentDesk("agent1", "agent1-password");
+  const agent2 = await agentDesk("agent2", "agent2-password");
+  const chat = await customerChat("佐藤 花子", "hanako.sato@example.jp");
+
+  // The screen pop: at agent1 (her assigned agent), not agent2, with her record.
+  const offer = agent1.locator("#offers .offer");
+  await offer.waitFor();
+  assert.match(await offer.textContent(), /佐藤 花子/);
+  assert.match(await offer.textContent(), /03-1234-5678/);
+  assert.equal(await agent2.locator("#offers .offer").count(), 0);
+  await agent1.screenshot({ path: join(shotsDir, "contact-offer.png"), fullPage: true });
+
+  await agent1.click("#offers .offer button.accept");
+  await chat.waitForFunction(() => document.getElementById("state").textContent.includes("参加"));
+  await chat.fill("#text", "請求書が届きません");
+  await chat.click('#say button[type="submit"]');
+  const pane = agent1.locator("#contacts .card").first();
+  await pane.locator(".log .from-customer").waitFor();
+  assert.match(await pane.locator(".log").textContent(), /請求書が届きません/);
+  await pane.locator("input").fill("確認いたします。少々お待ちください。");
+  await pane.locator('button[type="submit"]').click();
+  await chat.locator(".log .from-agent").waitFor();
+  assert.match(await chat.textContent("#log"), /確認いたします/);
+  await chat.screenshot({ path: join(shotsDir, "contact-chat.png"), fullPage: true });
+
+  // The agent ends: the customer gets the closing message, the agent a wrap-up form.
+  await pane.locator("button.end").click();
+  await chat.waitForFunction(() => document.getElementById("state").textContent.includes("終了"));
+  assert.match(await chat.textContent("#log"), /ありがとうございました/);
+  assert.equal(await chat.isDisabled("#text"), true);
+  await agent1.locator("textarea").fill("郵送で再送を手配");
+  await agent1.screenshot({ path: join(shotsDir, "contact-wrap-up.png"), fullPage: true });
+  await agent1.click("button.save-notes");
+
+  // Her next chat shows the last one, with its notes, in the history.
+  const again = await customerChat("佐藤 花子", "hanako.sato@example.jp");
+  const next = agent1.locator("#offers .offer");
+  await next.waitFor();
+  await agent1.waitForFunction(() => document.querySelector("#offers .offer")?.textContent.includes("郵送で再送を手配"));
+  await again.context().close();
+  await chat.context().close();
+  await agent1.context().close();
+  await agent2.context().close();
+});
+
+test("an unknown customer goes to anyone available; with nobody there they are told so", async () => {
+  const chat = await customerChat("新規 太郎", "new.customer@example.jp");
+  await chat.waitForFunction(() => document.getElementById("state").textContent.includes("終了"));
+  assert.match(await chat.textContent("#log"), /対応中/);
+  await chat.context().close();
+
+  const agent2 = await agentDesk("agent2", "agent2-password");
+  const second = await customerChat("新規 太郎", "new.customer@example.jp");
+  const offer = agent2.locator("#offers .offer");
+  await offer.waitFor();
+  assert.match(await offer.textContent(), /新規のお客様/);
+  await second.context().close();
+  await agent2.context().close();
+});
