@@ -116,3 +116,31 @@ test("an unknown customer goes to anyone available; with nobody there they are t
   await second.context().close();
   await agent2.context().close();
 });
+
+test("a simulated call rings at the caller's agent with the screen pop (debug builds)", async () => {
+  const agent1 = await agentDesk("agent1", "agent1-password");
+  const call = (path, body) =>
+    agent1.evaluate(
+      async ([path, body]) => {
+        const response = await fetch(path, { method: "POST", headers: { "content-type": "application/json", "x-genkan-test": "1" }, body });
+        return { status: response.status, text: await response.text() };
+      },
+      [path, body],
+    );
+  // Written the way the network sends it: E.164, while the record says 03-1234-5678.
+  const placed = await call("/_genkan/test/call", JSON.stringify({ from: "+81312345678" }));
+  assert.equal(placed.status, 200, `${placed.status}: ${placed.text}`);
+  const { contact } = JSON.parse(placed.text);
+  const offer = agent1.locator(`#offer-${contact}`);
+  await offer.waitFor();
+  assert.match(await offer.textContent(), /電話 \/ call: \+81312345678/);
+  assert.match(await offer.textContent(), /佐藤 花子/);
+  await offer.locator("button.accept").click();
+  await agent1.locator(`#contact-${contact}`).waitFor();
+  assert.equal((await call(`/_genkan/test/call/${contact}/hangup`, "")).status, 204);
+  await agent1.locator("textarea").waitFor();
+  // Without the test header the endpoint refuses.
+  const refused = await agent1.evaluate(async () => (await fetch("/_genkan/test/call", { method: "POST", body: "{}" })).status);
+  assert.equal(refused, 403);
+  await agent1.context().close();
+});

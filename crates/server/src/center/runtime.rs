@@ -315,6 +315,19 @@ impl ContactCenter {
         (contact, messages)
     }
 
+    /// A call comes in from `from` (until the voice issue lands, only the test-only endpoint
+    /// and tests place calls: what the flow says is not heard by anyone).
+    pub fn start_call(&self, from: &str) -> ContactId {
+        let contact = ContactId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let _ = self.inbox.send(Work::Event(Event::ContactStarted {
+            contact,
+            channel: Channel::Voice,
+            from: from.to_owned(),
+            attributes: BTreeMap::new(),
+        }));
+        contact
+    }
+
     /// The customer wrote.
     pub fn customer_says(&self, contact: ContactId, text: &str) {
         let _ = self.inbox.send(Work::CustomerSays {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use contact::{ContactId, Event, Status};
@@ -57,6 +57,7 @@ pub fn router(
             "/_genkan/static/chat.js",
             get(|| script(include_str!("web/chat.js"))),
         )
+        .merge(simulated_calls())
         .with_state(Web {
             center,
             auth,
@@ -137,13 +138,15 @@ fn agent_of(web: &Web, headers: &HeaderMap) -> Option<String> {
 }
 
 /// Whether a WebSocket comes from a page of this origin.
-fn same_origin(headers: &HeaderMap) -> bool {
+fn same_origin(headers: &HeaderMap, uri: &Uri) -> bool {
     let origin = headers
         .get(header::ORIGIN)
         .and_then(|value| value.to_str().ok());
+    // The `Host` header on HTTP/1.1, the `:authority` (in the URI) on HTTP/2.
     let host = headers
         .get(header::HOST)
-        .and_then(|value| value.to_str().ok());
+        .and_then(|value| value.to_str().ok())
+        .or_else(|| uri.authority().map(http::uri::Authority::as_str));
     matches!((origin, host), (Some(origin), Some(host)) if origin == format!("https://{host}"))
 }
 
@@ -194,9 +197,10 @@ async fn chat_page(headers: HeaderMap) -> Response {
 async fn desk_socket(
     State(web): State<Web>,
     headers: HeaderMap,
+    uri: Uri,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if !same_origin(&headers) {
+    if !same_origin(&headers, &uri) {
         return StatusCode::FORBIDDEN.into_response();
     }
     let Some(agent) = agent_of(&web, &headers) else {
@@ -281,9 +285,10 @@ async fn run_desk(
 async fn chat_socket(
     State(web): State<Web>,
     headers: HeaderMap,
+    uri: Uri,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if !same_origin(&headers) {
+    if !same_origin(&headers, &uri) {
         return StatusCode::FORBIDDEN.into_response();
     }
     upgrade
@@ -379,4 +384,62 @@ async fn chat(center: Arc<ContactCenter>, mut socket: WebSocket) {
             }
         }
     }
+}
+
+/// `POST /_genkan/test/call` `{"from": "+81…"}` and `POST /_genkan/test/call/{id}/hangup`: a
+/// simulated inbound call, so that routing, the screen pop and contact records for calls are
+/// exercised before genkan speaks SIP. Debug builds only (a release build has no such route),
+/// for signed-in agents, from pages of this origin with the `X-Genkan-Test` header.
+#[cfg(debug_assertions)]
+fn simulated_calls() -> Router<Web> {
+    use axum::extract::Path;
+    use axum::routing::post;
+
+    fn allowed(web: &Web, headers: &HeaderMap, uri: &Uri) -> bool {
+        same_origin(headers, uri)
+            && headers.contains_key("x-genkan-test")
+            && agent_of(web, headers).is_some()
+    }
+    async fn call(
+        State(web): State<Web>,
+        headers: HeaderMap,
+        uri: Uri,
+        body: axum::body::Bytes,
+    ) -> Response {
+        if !allowed(&web, &headers, &uri) {
+            return StatusCode::FORBIDDEN.into_response();
+        }
+        let from = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|value| value.get("from").and_then(Value::as_str).map(str::to_owned));
+        let Some(from) = from.filter(|from| !from.trim().is_empty() && from.len() <= 40) else {
+            return StatusCode::BAD_REQUEST.into_response();
+        };
+        let contact = web.center.start_call(&from);
+        let body = serde_json::json!({"contact": contact.0}).to_string();
+        ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    }
+    async fn hang_up(
+        State(web): State<Web>,
+        headers: HeaderMap,
+        uri: Uri,
+        Path(id): Path<u64>,
+    ) -> Response {
+        if !allowed(&web, &headers, &uri) {
+            return StatusCode::FORBIDDEN.into_response();
+        }
+        web.center.event(Event::CustomerLeft {
+            contact: ContactId(id),
+        });
+        StatusCode::NO_CONTENT.into_response()
+    }
+    Router::new()
+        .route("/_genkan/test/call", post(call))
+        .route("/_genkan/test/call/{id}/hangup", post(hang_up))
+}
+
+/// Release builds take no simulated calls.
+#[cfg(not(debug_assertions))]
+fn simulated_calls() -> Router<Web> {
+    Router::new()
 }
