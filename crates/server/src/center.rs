@@ -4,6 +4,7 @@
 //! The event loop, the agent desktop and the chat widget come next (see the README's status).
 
 pub mod admin;
+pub mod contacts_page;
 pub mod lookup;
 pub mod phone;
 pub mod runtime;

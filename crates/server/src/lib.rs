@@ -349,6 +349,7 @@ fn built_in_apps(
                 Arc::clone(&auth),
                 Arc::clone(&settings),
             ))
+            .merge(center::contacts_page::router(Arc::clone(&auth)))
             .merge(center::web::router(running, auth, settings));
     }
     let service = ServiceExt::<http::Request<hyper::body::Incoming>>::map_response(

@@ -834,3 +834,89 @@ async fn administrators_see_the_contact_flows_as_diagrams() {
     );
     genkan.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contact_records_are_searched_by_supervisors_and_exported_only_with_the_capability() {
+    let extra = "[identity]\ntotp_required_groups = []\n\
+         [contact]\n[[contact.queue]]\nname = \"support\"\n\
+         [[contact.agent]]\nname = \"agent1\"\nqueues = [\"support\"]\n\
+         [policy.capabilities]\nadmin = [\"admin\", \"export\"]\nsupervisor = []\n";
+    let genkan = Genkan::start(extra).await;
+    // `supervisor` is one of the groups every installation starts with.
+    add_user(&genkan, "kanri", &["admin"], Some(PASSWORD));
+    add_user(&genkan, "kantoku", &["supervisor"], Some(PASSWORD));
+    add_user(&genkan, "agent1", &[], Some(PASSWORD));
+    {
+        let database = store_sqlite::Database::open(
+            &genkan.dir.0.join("data").join("genkan.db"),
+            "2026-12-01T00:00:00Z",
+        )
+        .unwrap();
+        for (id, day, agent, notes) in [
+            (1, "2026-12-01", "agent1", "請求書の再送"),
+            (2, "2026-12-02", "agent2", "住所変更"),
+            (3, "2026-12-03", "agent1", "解約の相談"),
+        ] {
+            database
+                .save_contact(&store_sqlite::ContactRow {
+                    id,
+                    channel: "chat".into(),
+                    customer_address: format!("c{id}@example.jp"),
+                    customer: None,
+                    customer_name: format!("顧客{id}"),
+                    queue: Some("support".into()),
+                    agent: Some(agent.into()),
+                    initiated_at: format!("{day}T01:00:00Z"),
+                    queued_at: None,
+                    connected_at: None,
+                    ended_at: format!("{day}T01:10:00Z"),
+                    outcome: "Completed".into(),
+                    attributes: "{}".into(),
+                    notes: notes.into(),
+                    transcript: "[]".into(),
+                    recording: None,
+                })
+                .unwrap();
+        }
+    }
+    let mut agent = Browser::new(&genkan);
+    agent.sign_in("agent1", PASSWORD).await;
+    assert_eq!(
+        agent.send("GET", "/_genkan/contacts", None).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let mut supervisor = Browser::new(&genkan);
+    supervisor.sign_in("kantoku", PASSWORD).await;
+    let found = supervisor
+        .send(
+            "GET",
+            "/_genkan/contacts?agent=agent1&from=2026-12-02&to=2026-12-03",
+            None,
+        )
+        .await;
+    assert_eq!(found.status(), StatusCode::OK);
+    let text = String::from_utf8_lossy(found.body());
+    assert!(
+        text.contains("解約の相談") && !text.contains("請求書の再送") && !text.contains("住所変更"),
+        "{text}"
+    );
+    assert_eq!(
+        supervisor
+            .send("GET", "/_genkan/contacts.csv?agent=agent1", None)
+            .await
+            .status(),
+        StatusCode::FORBIDDEN,
+        "supervisors have no export capability here"
+    );
+    let mut admin = Browser::new(&genkan);
+    admin.sign_in("kanri", PASSWORD).await;
+    let csv = admin
+        .send("GET", "/_genkan/contacts.csv?text=%E8%AB%8B%E6%B1%82", None)
+        .await;
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert!(csv.body().starts_with(b"\xEF\xBB\xBFid,channel,"));
+    let text = String::from_utf8_lossy(csv.body());
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.contains("請求書の再送"));
+    genkan.shutdown().await;
+}
