@@ -8,5 +8,6 @@ pub mod contacts_page;
 pub mod lookup;
 pub mod phone;
 pub mod runtime;
+pub mod supervisor;
 pub mod web;
 pub mod webhook;

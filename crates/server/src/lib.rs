@@ -350,6 +350,11 @@ fn built_in_apps(
                 Arc::clone(&settings),
             ))
             .merge(center::contacts_page::router(Arc::clone(&auth)))
+            .merge(center::supervisor::router(
+                Arc::clone(&auth),
+                Arc::clone(&running),
+                Arc::clone(&settings),
+            ))
             .merge(center::web::router(running, auth, settings));
     }
     let service = ServiceExt::<http::Request<hyper::body::Incoming>>::map_response(

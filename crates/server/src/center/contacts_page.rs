@@ -87,7 +87,7 @@ pub fn router(auth: Arc<Auth>) -> Router {
 }
 
 /// Administrators and supervisors.
-fn may_search(auth: &Auth, headers: &HeaderMap) -> Option<Vec<String>> {
+pub(super) fn may_search(auth: &Auth, headers: &HeaderMap) -> Option<Vec<String>> {
     let session = auth.session(headers)?;
     let groups = session.row.groups;
     groups

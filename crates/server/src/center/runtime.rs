@@ -178,7 +178,39 @@ pub enum ToCustomer {
     Ended,
 }
 
+/// One agent as the supervisor sees them.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentView {
+    /// Name.
+    pub name: String,
+    /// Presence now.
+    pub presence: Presence,
+    /// Contacts held (ringing, connected, wrapping up).
+    pub contacts: usize,
+}
+
+/// One queue as the supervisor sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueView {
+    /// Name.
+    pub name: String,
+    /// Contacts waiting (or ringing) in it.
+    pub waiting: usize,
+    /// Seconds the longest-waiting one has waited.
+    pub oldest_wait_seconds: Option<i64>,
+}
+
+/// The center right now.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// Agents.
+    pub agents: Vec<AgentView>,
+    /// Queues.
+    pub queues: Vec<QueueView>,
+}
+
 enum Work {
+    Snapshot(tokio::sync::oneshot::Sender<Snapshot>),
     Event(Event),
     Agent {
         agent: String,
@@ -345,6 +377,13 @@ impl ContactCenter {
         });
     }
 
+    /// The agents and queues right now.
+    pub async fn snapshot(&self) -> Option<Snapshot> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.inbox.send(Work::Snapshot(answer)).ok()?;
+        answered.await.ok()
+    }
+
     /// The agent's wrap-up notes; ends the wrap-up.
     pub fn wrap_up(&self, agent: &str, contact: ContactId, notes: &str) {
         let _ = self.inbox.send(Work::Notes {
@@ -431,6 +470,9 @@ impl Loop {
     fn handle(&mut self, work: Work) {
         match work {
             Work::Event(event) => self.event(event),
+            Work::Snapshot(answer) => {
+                let _ = answer.send(self.snapshot());
+            }
             Work::DeskClosed { agent, generation } => {
                 if self
                     .desks
@@ -553,6 +595,46 @@ impl Loop {
                 }
             },
         }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let now = clock::timestamp_now();
+        let agents = self
+            .center
+            .agents()
+            .map(|agent| AgentView {
+                name: agent.name.clone(),
+                presence: agent.presence(),
+                contacts: agent.load(),
+            })
+            .collect();
+        let queues = self
+            .center
+            .queue_names()
+            .map(|queue| {
+                let waiting: Vec<jiff::Timestamp> = self
+                    .center
+                    .contacts()
+                    .filter(|live| {
+                        live.queue.as_deref() == Some(queue)
+                            && matches!(
+                                live.stage,
+                                contact::Stage::Queued | contact::Stage::Offered { .. }
+                            )
+                    })
+                    .filter_map(|live| live.queued)
+                    .collect();
+                QueueView {
+                    name: queue.to_owned(),
+                    waiting: waiting.len(),
+                    oldest_wait_seconds: waiting
+                        .iter()
+                        .min()
+                        .map(|oldest| now.duration_since(*oldest).as_secs()),
+                }
+            })
+            .collect();
+        Snapshot { agents, queues }
     }
 
     fn line(&mut self, contact: ContactId, from: &str, text: &str) {

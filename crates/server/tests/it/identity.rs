@@ -908,6 +908,24 @@ async fn contact_records_are_searched_by_supervisors_and_exported_only_with_the_
         StatusCode::FORBIDDEN,
         "supervisors have no export capability here"
     );
+    // The supervisor page: agents and queues now, today's contacts (none are from today).
+    let live = supervisor.send("GET", "/_genkan/supervisor", None).await;
+    assert_eq!(live.status(), StatusCode::OK);
+    assert_eq!(live.headers().get("refresh").unwrap(), "10");
+    let text = String::from_utf8_lossy(live.body());
+    assert!(
+        text.contains("<td>agent1</td><td>Offline</td><td>0</td>"),
+        "{text}"
+    );
+    assert!(text.contains("<td>support</td><td>0</td>"), "{text}");
+    assert!(text.contains("<p id=\"today\">0 "), "{text}");
+    assert_eq!(
+        agent
+            .send("GET", "/_genkan/supervisor", None)
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
     let mut admin = Browser::new(&genkan);
     admin.sign_in("kanri", PASSWORD).await;
     let csv = admin
