@@ -138,9 +138,39 @@ test("a simulated call rings at the caller's agent with the screen pop (debug bu
   await offer.locator("button.accept").click();
   await agent1.locator(`#contact-${contact}`).waitFor();
   assert.equal((await call(`/_genkan/test/call/${contact}/hangup`, "")).status, 204);
-  await agent1.locator("textarea").waitFor();
+  await agent1.locator("textarea").fill("電話: 折り返し不要");
+  await agent1.click("button.save-notes");
+  await agent1.waitForFunction(() => document.getElementById("presence").textContent === "Available");
   // Without the test header the endpoint refuses.
   const refused = await agent1.evaluate(async () => (await fetch("/_genkan/test/call", { method: "POST", body: "{}" })).status);
   assert.equal(refused, 403);
   await agent1.context().close();
+});
+
+test("the widget on another site opens the chat in its own window", async () => {
+  const { createServer } = await import("node:http");
+  const site = createServer((request, response) => {
+    response.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    response.end(`<!doctype html><html><body><h1>株式会社サンプル</h1>
+<script src="${genkan.origin}/_genkan/static/widget.js" async></script></body></html>`);
+  });
+  await new Promise((resolve) => site.listen(0, "127.0.0.1", resolve));
+  const agent1 = await agentDesk("agent1", "agent1-password");
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, locale: "ja-JP" });
+  const company = await context.newPage();
+  await company.goto(`http://127.0.0.1:${site.address().port}/`);
+  await company.locator("#genkan-chat-button").waitFor();
+  await company.screenshot({ path: join(shotsDir, "contact-widget.png") });
+  const [popup] = await Promise.all([context.waitForEvent("page"), company.click("#genkan-chat-button")]);
+  await popup.waitForLoadState("load");
+  assert.equal(new URL(popup.url()).pathname, "/_genkan/chat");
+  await popup.fill("#name", "佐藤 花子");
+  await popup.fill("#email", "hanako.sato@example.jp");
+  await popup.click('#start button[type="submit"]');
+  const offer = agent1.locator("#offers .offer");
+  await offer.waitFor();
+  assert.match(await offer.textContent(), /佐藤 花子/);
+  await context.close();
+  await agent1.context().close();
+  site.close();
 });

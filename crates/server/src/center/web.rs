@@ -57,6 +57,10 @@ pub fn router(
             "/_genkan/static/chat.js",
             get(|| script(include_str!("web/chat.js"))),
         )
+        .route(
+            "/_genkan/static/widget.js",
+            get(|| script(include_str!("web/widget.js"))),
+        )
         .merge(simulated_calls())
         .with_state(Web {
             center,
