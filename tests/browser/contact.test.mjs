@@ -174,3 +174,50 @@ test("the widget on another site opens the chat in its own window", async () => 
   await agent1.context().close();
   site.close();
 });
+
+test("a flow's question shows as buttons in the chat and the answer takes its branch", async () => {
+  // A second genkan whose flow asks first: 1 → the support queue, 2 → a message and goodbye.
+  const menu = `name = "menu"
+start = "ask"
+[blocks.ask]
+type = "get_input"
+prompt = "ご用件をお選びください"
+choices = { "請求" = "queue", "その他" = "other" }
+timeout_seconds = 60
+no_match = "other"
+[blocks.queue]
+type = "transfer_to_queue"
+queue = "support"
+nobody = "other"
+[blocks.other]
+type = "say"
+text = "ウェブサイトのよくある質問をご覧ください。"
+next = "end"
+[blocks.end]
+type = "disconnect"
+`;
+  const { writeFileSync } = await import("node:fs");
+  const demo = readFileSync(join(examples, "contact-demo.toml"), "utf8").replace("[contact]\n", '[contact]\nflows = ["menu.toml"]\nmain_flow = "menu"\n');
+  const second = await startGenkan(demo, (dir) => {
+    copyFileSync(join(examples, "contact-demo.sql"), join(dir, "contact-demo.sql"));
+    writeFileSync(join(dir, "menu.toml"), menu);
+  });
+  try {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true, locale: "ja-JP" });
+    const chat = await context.newPage();
+    await chat.goto(`${second.origin}/_genkan/chat`);
+    await chat.fill("#name", "x");
+    await chat.fill("#email", "x@example.jp");
+    await chat.click('#start button[type="submit"]');
+    await chat.locator(".choices button").first().waitFor();
+    assert.deepEqual((await chat.locator(".choices button").allTextContents()).sort(), ["その他", "請求"].sort());
+    await chat.screenshot({ path: join(shotsDir, "contact-choice.png") });
+    await chat.click('.choices button:text-is("その他")');
+    await chat.waitForFunction(() => document.getElementById("state").textContent.includes("終了"));
+    assert.match(await chat.textContent("#log"), /よくある質問/);
+    assert.equal(await chat.locator(".choices").count(), 0);
+    await context.close();
+  } finally {
+    second.child.kill("SIGTERM");
+  }
+});

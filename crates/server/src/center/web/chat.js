@@ -18,6 +18,26 @@ function finish() {
   for (const button of $("say").querySelectorAll("button")) button.disabled = true;
 }
 
+// A flow's question: one button per answer; the answer is sent once and the buttons go.
+function choose(prompt, choices) {
+  line("center", prompt);
+  const row = document.createElement("p");
+  row.className = "choices";
+  for (const choice of choices) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = choice;
+    button.addEventListener("click", () => {
+      socket.send(JSON.stringify({ type: "input", value: choice }));
+      line("me", choice);
+      row.remove();
+    });
+    row.append(button);
+  }
+  log.append(row);
+  log.scrollTop = log.scrollHeight;
+}
+
 $("start").addEventListener("submit", (event) => {
   event.preventDefault();
   const name = $("name").value;
@@ -31,6 +51,9 @@ $("start").addEventListener("submit", (event) => {
     switch (data.type) {
       case "message":
         line(data.from, data.text);
+        break;
+      case "choice":
+        choose(data.prompt, data.choices);
         break;
       case "waiting":
         state.textContent = "担当者におつなぎしています / connecting you to someone…";
