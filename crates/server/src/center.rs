@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod contacts_page;
 pub mod lookup;
+pub mod messages;
 pub mod phone;
 pub mod runtime;
 pub mod supervisor;
