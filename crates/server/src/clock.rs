@@ -18,6 +18,12 @@ pub fn utc_now_text() -> String {
     utc_now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// A time as contact records store it: RFC 3339 UTC to the second (`2026-12-04T01:10:00Z`),
+/// so that text order is time order.
+pub fn utc_text(at: jiff::Timestamp) -> String {
+    at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 /// Now, for policy decisions and session ages.
 pub fn timestamp_now() -> jiff::Timestamp {
     jiff::Timestamp::now()

@@ -284,6 +284,18 @@ td.actions button{{padding:.2rem .5rem;font-size:.85rem;margin:0 .2rem .2rem 0}}
         lang = lang.code(),
         title = html_escape(title),
     );
+    html_response(
+        status,
+        html,
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'self'",
+    )
+}
+
+/// The policy of pages that run genkan's own scripts (and talk back to genkan only).
+pub(crate) const CSP_OWN_SCRIPTS: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'self'";
+
+/// A finished HTML document as a response: never cached, under the given content policy.
+pub(crate) fn html_response(status: StatusCode, html: String, csp: &'static str) -> Response {
     let mut response = (status, html).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -293,9 +305,7 @@ td.actions button{{padding:.2rem .5rem;font-size:.85rem;margin:0 .2rem .2rem 0}}
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'self'",
-        ),
+        HeaderValue::from_static(csp),
     );
     response
 }

@@ -96,6 +96,20 @@ pub(super) fn may_search(auth: &Auth, headers: &HeaderMap) -> Option<Vec<String>
         .then_some(groups)
 }
 
+/// The page for anyone who is neither administrator nor supervisor.
+pub(super) fn not_overseer(lang: Lang, title: &str) -> Response {
+    let only = match lang {
+        Lang::Ja => "管理者とスーパーバイザーだけが見られます。",
+        Lang::En => "For administrators and supervisors.",
+    };
+    page(
+        lang,
+        StatusCode::FORBIDDEN,
+        title,
+        &format!("<p>{only}</p>"),
+    )
+}
+
 async fn rows(auth: Arc<Auth>, search: ContactSearch) -> Result<Vec<ContactRow>, Response> {
     tokio::task::spawn_blocking(move || {
         auth.database()?
@@ -131,17 +145,7 @@ async fn search_page(
         "Contacts"
     };
     if may_search(&auth, &headers).is_none() {
-        let only = if ja {
-            "管理者とスーパーバイザーだけが見られます。"
-        } else {
-            "For administrators and supervisors."
-        };
-        return page(
-            lang,
-            StatusCode::FORBIDDEN,
-            title,
-            &format!("<p>{only}</p>"),
-        );
+        return not_overseer(lang, title);
     }
     let found = match rows(Arc::clone(&auth), filters.search()).await {
         Ok(found) => found,

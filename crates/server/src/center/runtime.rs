@@ -20,6 +20,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use super::lookup::{CustomerSource, FoundCustomer};
 pub use super::messages::{AgentView, PastContact, QueueView, Snapshot, ToAgent, ToCustomer};
 use crate::clock;
+use crate::records::lock;
 
 /// Past contacts shown with an offer.
 const HISTORY: u32 = 20;
@@ -50,12 +51,6 @@ impl ContactLog for std::sync::Mutex<store_sqlite::Database> {
     fn last_id(&self) -> anyhow::Result<i64> {
         Ok(lock(self).last_contact_id()?)
     }
-}
-
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl ContactLog for crate::auth::Auth {
@@ -307,10 +302,6 @@ fn past(row: &ContactRow) -> PastContact {
     }
 }
 
-fn text_of(time: jiff::Timestamp) -> String {
-    time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
 impl Loop {
     async fn run(mut self, mut work: UnboundedReceiver<Work>) {
         loop {
@@ -504,7 +495,7 @@ impl Loop {
 
     fn line(&mut self, contact: ContactId, from: &str, text: &str) {
         self.transcripts.entry(contact).or_default().push(
-            serde_json::json!({"at": text_of(clock::timestamp_now()), "from": from, "text": text}),
+            serde_json::json!({"at": clock::utc_text(clock::timestamp_now()), "from": from, "text": text}),
         );
     }
 
@@ -625,7 +616,7 @@ impl Loop {
                     &agent,
                     ToAgent::WrapUp {
                         contact: contact.0,
-                        until: text_of(until),
+                        until: clock::utc_text(until),
                     },
                 );
             }
@@ -701,10 +692,10 @@ impl Loop {
             customer_name: found.map(|(customer, _)| customer.name).unwrap_or_default(),
             queue: record.queue.clone(),
             agent: record.agent.clone(),
-            initiated_at: text_of(record.initiated),
-            queued_at: record.queued.map(text_of),
-            connected_at: record.connected.map(text_of),
-            ended_at: text_of(record.ended.unwrap_or_else(clock::timestamp_now)),
+            initiated_at: clock::utc_text(record.initiated),
+            queued_at: record.queued.map(clock::utc_text),
+            connected_at: record.connected.map(clock::utc_text),
+            ended_at: clock::utc_text(record.ended.unwrap_or_else(clock::timestamp_now)),
             outcome: record
                 .outcome
                 .map_or_else(|| "Error".to_owned(), |outcome| format!("{outcome:?}")),

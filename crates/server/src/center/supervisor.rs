@@ -116,17 +116,7 @@ async fn overview(State(state): State<Supervisor>, headers: HeaderMap) -> Respon
         "Supervisor"
     };
     if super::contacts_page::may_search(&state.auth, &headers).is_none() {
-        let only = if ja {
-            "管理者とスーパーバイザーだけが見られます。"
-        } else {
-            "For administrators and supervisors."
-        };
-        return page(
-            lang,
-            StatusCode::FORBIDDEN,
-            title,
-            &format!("<p>{only}</p>"),
-        );
+        return super::contacts_page::not_overseer(lang, title);
     }
     let Some(snapshot) = state.center.snapshot().await else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
@@ -150,10 +140,9 @@ async fn overview(State(state): State<Supervisor>, headers: HeaderMap) -> Respon
                 .ok()
         })
         .unwrap_or(now);
-    let stamp = |at: jiff::Timestamp| at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let search = ContactSearch {
-        since: Some(stamp(start)),
-        until: Some(stamp(end)),
+        since: Some(crate::clock::utc_text(start)),
+        until: Some(crate::clock::utc_text(end)),
         limit: 100_000,
         ..ContactSearch::default()
     };

@@ -14,12 +14,13 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use contact::{ContactId, Event, Status};
 use serde::Deserialize;
 use serde_json::Value;
+use tracing::Instrument;
 
 use super::runtime::{ContactCenter, ToAgent, ToCustomer};
 use crate::auth::Auth;
@@ -90,20 +91,7 @@ fn app_page(lang: Lang, title: &str, body: &str, module: &str) -> Response {
         lang = lang.code(),
         title = gateway::gate::html_escape(title),
     );
-    let mut response = (StatusCode::OK, html).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'self'",
-        ),
-    );
-    response
+    crate::pages::html_response(StatusCode::OK, html, crate::pages::CSP_OWN_SCRIPTS)
 }
 
 const STYLE: &str = "body{font-family:system-ui,\"Hiragino Sans\",\"Yu Gothic UI\",sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}\
@@ -227,12 +215,12 @@ enum FromDesk {
 }
 
 async fn desk(center: Arc<ContactCenter>, agent: String, mut socket: WebSocket) {
-    let span = tracing::info_span!("desk", %agent);
-    let _entered = span.enter();
     let desk = center.agent_desk(&agent);
     let generation = desk.generation;
     let mut messages = desk.messages;
-    run_desk(&center, &agent, &mut messages, &mut socket).await;
+    run_desk(&center, &agent, &mut messages, &mut socket)
+        .instrument(tracing::info_span!("desk", %agent))
+        .await;
     center.desk_closed(&agent, generation);
 }
 
@@ -326,8 +314,17 @@ async fn chat(center: Arc<ContactCenter>, mut socket: WebSocket) {
     }
     let attributes = BTreeMap::from([("name".to_owned(), name)]);
     let (contact, mut messages) = center.start_chat(&email, attributes);
-    let span = tracing::info_span!("chat", %contact);
-    let _entered = span.enter();
+    run_chat(&center, contact, &mut messages, &mut socket)
+        .instrument(tracing::info_span!("chat", %contact))
+        .await;
+}
+
+async fn run_chat(
+    center: &ContactCenter,
+    contact: ContactId,
+    messages: &mut tokio::sync::mpsc::UnboundedReceiver<ToCustomer>,
+    socket: &mut WebSocket,
+) {
     let mut sent: std::collections::VecDeque<tokio::time::Instant> =
         std::collections::VecDeque::new();
     loop {

@@ -107,9 +107,7 @@ dl.record dt{{font-weight:600;margin-top:.6rem}}dl.record dd{{margin-left:0}}dl.
     // The form view's one script (the lease heartbeat) comes from genkan itself.
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'self'",
-        ),
+        HeaderValue::from_static(crate::pages::CSP_OWN_SCRIPTS),
     );
     response
 }
