@@ -335,6 +335,8 @@ pub struct Center {
     queues: BTreeMap<String, Queue>,
     agents: BTreeMap<String, Agent>,
     contacts: BTreeMap<ContactId, Contact>,
+    /// Contacts that entered a queue and may still wait there (see `route`).
+    waiting: BTreeSet<ContactId>,
 }
 
 impl Center {
@@ -389,6 +391,7 @@ impl Center {
                 .map(|agent| (agent.name.clone(), agent))
                 .collect(),
             contacts: BTreeMap::new(),
+            waiting: BTreeSet::new(),
         })
     }
 
@@ -442,17 +445,14 @@ impl Center {
 
     /// Handles one event at `now`; the commands say what the adapters must do, in order.
     pub fn handle(&mut self, event: Event, now: Timestamp) -> Result<Vec<Command>, ContactError> {
-        let before: BTreeMap<String, Presence> = self
-            .agents
-            .values()
-            .map(|agent| (agent.name.clone(), agent.presence()))
-            .collect();
+        // Agents are fixed when the center is made, so their order is the same after the event.
+        let before: Vec<Presence> = self.agents.values().map(Agent::presence).collect();
         let mut out = Vec::new();
         self.apply(event, now, &mut out)?;
         self.route(now, &mut out);
-        for agent in self.agents.values() {
+        for (agent, was) in self.agents.values().zip(before) {
             let presence = agent.presence();
-            if before.get(&agent.name) != Some(&presence) {
+            if presence != was {
                 out.push(Command::Presence {
                     agent: agent.name.clone(),
                     presence,

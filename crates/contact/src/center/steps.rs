@@ -105,6 +105,7 @@ impl Center {
             return;
         };
         record.stage = Stage::Queued;
+        self.waiting.insert(contact);
         record.declined_by.insert(agent.clone());
         if record.wanted_agent.as_deref() == Some(agent.as_str()) {
             record.wanted_agent = None;
@@ -403,6 +404,7 @@ impl Center {
     ) {
         if let Some(record) = self.contacts.get_mut(&contact) {
             record.stage = Stage::Queued;
+            self.waiting.insert(contact);
             record.queue = Some(queue.clone());
             record.wanted_agent.clone_from(&agent);
             record.queued.get_or_insert(now);
@@ -418,10 +420,18 @@ impl Center {
     /// first, then the longest-waiting; each to the agent with the least on hand who has been
     /// idle longest. An agent who declined a contact is not offered it again.
     pub(super) fn route(&mut self, now: Timestamp, out: &mut Vec<Command>) {
+        // `waiting` holds every contact that entered the queue; those that left it since (offered,
+        // ended) are dropped here, so routing looks at the queue, not at every live contact.
+        let contacts = &self.contacts;
+        self.waiting.retain(|id| {
+            contacts
+                .get(id)
+                .is_some_and(|contact| contact.stage == Stage::Queued)
+        });
         let mut waiting: Vec<&Contact> = self
-            .contacts
-            .values()
-            .filter(|contact| contact.stage == Stage::Queued)
+            .waiting
+            .iter()
+            .filter_map(|id| self.contacts.get(id))
             .collect();
         waiting.sort_by_key(|contact| (contact.wanted_agent.is_none(), contact.queued, contact.id));
         let waiting: Vec<ContactId> = waiting.iter().map(|contact| contact.id).collect();

@@ -304,11 +304,17 @@ fn past(row: &ContactRow) -> PastContact {
 
 impl Loop {
     async fn run(mut self, mut work: UnboundedReceiver<Work>) {
+        // The core finds its next deadline by looking at every live contact, so it is asked
+        // again only after work that can change one: chat lines, the bulk of the traffic, cannot.
+        let mut deadline = self.center.next_deadline();
         loop {
-            let deadline = self.center.next_deadline();
             let next = match deadline {
                 Some(at) => {
-                    let wait = at.duration_since(clock::timestamp_now()).unsigned_abs();
+                    // A deadline already past is due now (not as far in the future as it is late).
+                    let wait = at
+                        .duration_since(clock::timestamp_now())
+                        .max(jiff::SignedDuration::ZERO)
+                        .unsigned_abs();
                     tokio::select! {
                         next = work.recv() => next,
                         () = tokio::time::sleep(wait) => Some(Work::Event(Event::Tick)),
@@ -319,7 +325,14 @@ impl Loop {
             let Some(next) = next else {
                 return;
             };
+            let moves_deadlines = !matches!(
+                next,
+                Work::CustomerSays { .. } | Work::AgentSays { .. } | Work::Snapshot(_)
+            );
             self.handle(next);
+            if moves_deadlines {
+                deadline = self.center.next_deadline();
+            }
         }
     }
 

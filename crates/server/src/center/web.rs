@@ -31,6 +31,13 @@ use crate::pages::Lang;
 const MAX_MESSAGE_CHARS: usize = 2_000;
 /// Messages a chat may send per ten seconds.
 const MESSAGES_PER_TEN_SECONDS: usize = 20;
+/// A socket's read buffer and the output gathered before a write: small, because a center holds
+/// thousands of sockets whose messages are short (the library's 128 KiB each made 10,000 chats
+/// take 2 GiB); larger messages still arrive, the buffer grows for them.
+const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
+/// Output a socket may hold unsent before it is closed, so a reader that stopped reading cannot
+/// make genkan keep its messages without end.
+const MAX_UNSENT_BYTES: usize = 1024 * 1024;
 
 #[derive(Clone)]
 struct Web {
@@ -200,6 +207,9 @@ async fn desk_socket(
     };
     upgrade
         .max_message_size(64 * 1024)
+        .read_buffer_size(SOCKET_BUFFER_BYTES)
+        .write_buffer_size(SOCKET_BUFFER_BYTES)
+        .max_write_buffer_size(MAX_UNSENT_BYTES)
         .on_upgrade(move |socket| desk(web.center, agent, socket))
 }
 
@@ -285,6 +295,9 @@ async fn chat_socket(
     }
     upgrade
         .max_message_size(16 * 1024)
+        .read_buffer_size(SOCKET_BUFFER_BYTES)
+        .write_buffer_size(SOCKET_BUFFER_BYTES)
+        .max_write_buffer_size(MAX_UNSENT_BYTES)
         .on_upgrade(move |socket| chat(web.center, socket))
 }
 
