@@ -41,9 +41,9 @@ async function agentDesk(user, password) {
   await Promise.all([desk.waitForLoadState("load"), desk.click('button[type="submit"]')]);
   assert.equal(new URL(desk.url()).pathname, "/_genkan/desk");
   // Offline at first; Away if a desk of theirs was closed while Available.
-  await desk.waitForFunction(() => ["Offline", "Away"].includes(document.getElementById("presence").textContent));
+  await desk.waitForFunction(() => ["Offline", "Away"].includes(document.getElementById("presence").dataset.presence));
   await desk.click('button[data-status="Available"]');
-  await desk.waitForFunction(() => document.getElementById("presence").textContent === "Available");
+  await desk.waitForFunction(() => document.getElementById("presence").dataset.presence === "Available");
   return desk;
 }
 
@@ -140,10 +140,52 @@ test("a simulated call rings at the caller's agent with the screen pop (debug bu
   assert.equal((await call(`/_genkan/test/call/${contact}/hangup`, "")).status, 204);
   await agent1.locator("textarea").fill("電話: 折り返し不要");
   await agent1.click("button.save-notes");
-  await agent1.waitForFunction(() => document.getElementById("presence").textContent === "Available");
+  await agent1.waitForFunction(() => document.getElementById("presence").dataset.presence === "Available");
   // Without the test header the endpoint refuses.
   const refused = await agent1.evaluate(async () => (await fetch("/_genkan/test/call", { method: "POST", body: "{}" })).status);
   assert.equal(refused, 403);
+  await agent1.context().close();
+});
+
+test("an unknown caller's record is made from the desk and pops up on their next call", async () => {
+  const agent1 = await agentDesk("agent1", "agent1-password");
+  const call = (path, body) =>
+    agent1.evaluate(
+      async ([path, body]) => {
+        const response = await fetch(path, { method: "POST", headers: { "content-type": "application/json", "x-genkan-test": "1" }, body });
+        return { status: response.status, text: await response.text() };
+      },
+      [path, body],
+    );
+  const first = JSON.parse((await call("/_genkan/test/call", JSON.stringify({ from: "+819055550001" }))).text).contact;
+  const offer = agent1.locator(`#offer-${first}`);
+  await offer.waitFor();
+  assert.match(await offer.textContent(), /新規のお客様/);
+  await offer.locator("button.accept").click();
+  const pane = agent1.locator(`#contact-${first}`);
+  const form = pane.locator("form.new-customer");
+  await form.waitFor();
+  // The number the call came from is already in the phone field.
+  assert.equal(await form.locator('input[name="phone"]').inputValue(), "+819055550001");
+  await form.locator('input[name="name"]').fill("新規 花子");
+  await form.locator("button.create-customer").click();
+  await pane.locator("h3", { hasText: "顧客 / customer #" }).waitFor();
+  assert.equal(await pane.locator("form.new-customer").count(), 0);
+  assert.match(await pane.textContent(), /新規 花子/);
+  await agent1.screenshot({ path: join(shotsDir, "contact-new-customer.png"), fullPage: true });
+  assert.equal((await call(`/_genkan/test/call/${first}/hangup`, "")).status, 204);
+  await agent1.locator("textarea").fill("初回のお問い合わせ");
+  await agent1.click("button.save-notes");
+  await agent1.waitForFunction(() => document.getElementById("presence").dataset.presence === "Available");
+
+  // Written another way this time: the national form.
+  const second = JSON.parse((await call("/_genkan/test/call", JSON.stringify({ from: "090-5555-0001" }))).text).contact;
+  const again = agent1.locator(`#offer-${second}`);
+  await again.waitFor();
+  assert.match(await again.textContent(), /新規 花子/);
+  assert.match(await again.textContent(), /初回のお問い合わせ/);
+  assert.doesNotMatch(await again.textContent(), /新規のお客様/);
+  await again.locator("button.reject").click();
   await agent1.context().close();
 });
 

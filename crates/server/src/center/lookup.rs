@@ -7,7 +7,7 @@
 //! find, so the fields are only ever bound parameters), and each candidate's fields are then
 //! normalised and compared here. Addresses compare whole, without regard to case.
 
-use records::{Code, Datum, FindByName, Query, Range, Store, StoreError};
+use records::{Actor, Code, Datum, FindByName, Query, Range, Store, StoreError};
 
 use super::phone;
 
@@ -123,29 +123,77 @@ impl CustomerSource {
                 .iter()
                 .any(|value| value.trim().to_lowercase() == *address),
         });
-        Ok(matching.map(|record| {
-            let field = |name: &str| {
-                record
-                    .fields
-                    .iter()
-                    .find(|(field, _)| field == name)
-                    .map(|(_, value)| text(value))
-            };
-            FoundCustomer {
-                record_id: record.record_id,
-                name: field(&self.name_field).unwrap_or_default(),
-                assigned_agent: self
-                    .assigned_agent_field
-                    .as_deref()
-                    .and_then(field)
-                    .filter(|agent| !agent.trim().is_empty()),
-                fields: record
-                    .fields
-                    .iter()
-                    .map(|(name, value)| (name.clone(), text(value)))
-                    .collect(),
-            }
-        }))
+        Ok(matching.map(|record| self.customer(record)))
+    }
+
+    /// The layout's field names: what a "new customer" form asks for.
+    pub fn field_names(&self, store: &impl Store) -> Result<Vec<String>, StoreError> {
+        Ok(store
+            .layout(&self.layout)?
+            .fields
+            .into_iter()
+            .map(|field| field.name)
+            .collect())
+    }
+
+    /// Creates the record of a customer nobody knew, from the agent's form: only the layout's
+    /// fields are taken, and the number or address the contact came from goes into the first
+    /// phone or e-mail field if the agent left it empty, so that the next contact finds them.
+    pub fn create(
+        &self,
+        store: &impl Store,
+        actor: Actor<'_>,
+        from: &str,
+        given: &[(String, String)],
+    ) -> Result<FoundCustomer, StoreError> {
+        let layout = store.layout(&self.layout)?;
+        let mut fields: Vec<(String, Datum)> = given
+            .iter()
+            .filter(|(name, _)| layout.fields.iter().any(|field| field.name == *name))
+            .map(|(name, value)| (name.clone(), value.trim().chars().take(1_000).collect()))
+            .filter(|(_, value): &(String, String)| !value.is_empty())
+            .map(|(name, value)| (name, Datum::Text(value)))
+            .collect();
+        let from_field = if phone::normalize(from, self.region).is_some() {
+            self.phone_fields.first()
+        } else if from.contains('@') {
+            self.email_fields.first()
+        } else {
+            None
+        };
+        if let Some(field) = from_field
+            && layout.fields.iter().any(|known| known.name == *field)
+            && !fields.iter().any(|(name, _)| name == field)
+        {
+            fields.push((field.clone(), Datum::Text(from.trim().to_owned())));
+        }
+        let (record_id, _) = store.create(actor, &layout, &fields)?;
+        let record = store.record(&layout, record_id, Some(&[]))?;
+        Ok(self.customer(&record))
+    }
+
+    fn customer(&self, record: &records::Record) -> FoundCustomer {
+        let field = |name: &str| {
+            record
+                .fields
+                .iter()
+                .find(|(field, _)| field == name)
+                .map(|(_, value)| text(value))
+        };
+        FoundCustomer {
+            record_id: record.record_id,
+            name: field(&self.name_field).unwrap_or_default(),
+            assigned_agent: self
+                .assigned_agent_field
+                .as_deref()
+                .and_then(field)
+                .filter(|agent| !agent.trim().is_empty()),
+            fields: record
+                .fields
+                .iter()
+                .map(|(name, value)| (name.clone(), text(value)))
+                .collect(),
+        }
     }
 }
 

@@ -47,6 +47,24 @@ pub enum ToAgent {
         attributes: BTreeMap<String, String>,
         /// Past contacts, newest first.
         history: Vec<PastContact>,
+        /// For a customer nobody knew: the fields of the form that creates their record.
+        new_customer: Vec<String>,
+    },
+    /// The "new customer" form made this record; the contact is theirs now.
+    CustomerCreated {
+        /// Contact id.
+        contact: u64,
+        /// The new record's id.
+        record_id: i64,
+        /// Its fields, in layout order.
+        customer: Vec<(String, String)>,
+    },
+    /// Something the agent asked for did not happen.
+    Problem {
+        /// Contact id.
+        contact: u64,
+        /// What went wrong, for the agent.
+        message: String,
     },
     /// The offer stopped ringing.
     Withdrawn {

@@ -25,6 +25,8 @@ use crate::records::lock;
 /// Past contacts shown with an offer.
 const HISTORY: u32 = 20;
 
+mod new_customer;
+
 /// Where contact records go and come from.
 pub trait ContactLog: Send + Sync + 'static {
     /// Stores an ended contact.
@@ -103,8 +105,26 @@ enum Work {
     },
     Found {
         contact: ContactId,
-        found: Result<Option<(FoundCustomer, Vec<PastContact>)>, String>,
+        found: Result<Lookup, String>,
     },
+    CreateCustomer {
+        agent: String,
+        contact: ContactId,
+        fields: Vec<(String, String)>,
+    },
+    Created {
+        agent: String,
+        contact: ContactId,
+        created: Result<FoundCustomer, String>,
+    },
+}
+
+/// What a lookup found.
+enum Lookup {
+    /// The customer, with their past contacts.
+    Known(FoundCustomer, Vec<PastContact>),
+    /// Nobody: the fields a "new customer" form asks for (none without a customers table).
+    Unknown(Vec<String>),
 }
 
 /// The handle the desktop, the chat page and tests use.
@@ -156,6 +176,7 @@ impl ContactCenter {
             chats: HashMap::new(),
             transcripts: HashMap::new(),
             found: HashMap::new(),
+            blank: HashMap::new(),
         };
         tokio::spawn(state.run(work));
         Ok(handle)
@@ -244,6 +265,15 @@ impl ContactCenter {
         answered.await.ok()
     }
 
+    /// The agent filled in the "new customer" form for a contact they hold.
+    pub fn create_customer(&self, agent: &str, contact: ContactId, fields: Vec<(String, String)>) {
+        let _ = self.inbox.send(Work::CreateCustomer {
+            agent: agent.to_owned(),
+            contact,
+            fields,
+        });
+    }
+
     /// The agent's wrap-up notes; ends the wrap-up.
     pub fn wrap_up(&self, agent: &str, contact: ContactId, notes: &str) {
         let _ = self.inbox.send(Work::Notes {
@@ -289,6 +319,8 @@ struct Loop {
     chats: HashMap<ContactId, UnboundedSender<ToCustomer>>,
     transcripts: HashMap<ContactId, Vec<serde_json::Value>>,
     found: HashMap<ContactId, (FoundCustomer, Vec<PastContact>)>,
+    /// Unknown customers' contacts: the fields of the form that creates their record.
+    blank: HashMap<ContactId, Vec<String>>,
 }
 
 fn past(row: &ContactRow) -> PastContact {
@@ -441,8 +473,18 @@ impl Loop {
                 });
                 self.event(Event::WrapUpDone { agent, contact });
             }
+            Work::CreateCustomer {
+                agent,
+                contact,
+                fields,
+            } => self.create_customer(agent, contact, fields),
+            Work::Created {
+                agent,
+                contact,
+                created,
+            } => self.customer_created(&agent, contact, created),
             Work::Found { contact, found } => match found {
-                Ok(Some((customer, history))) => {
+                Ok(Lookup::Known(customer, history)) => {
                     let event = Event::CustomerFound {
                         contact,
                         customer: Some(contact::Customer {
@@ -454,10 +496,13 @@ impl Loop {
                     self.found.insert(contact, (customer, history));
                     self.event(event);
                 }
-                Ok(None) => self.event(Event::CustomerFound {
-                    contact,
-                    customer: None,
-                }),
+                Ok(Lookup::Unknown(fields)) => {
+                    self.blank.insert(contact, fields);
+                    self.event(Event::CustomerFound {
+                        contact,
+                        customer: None,
+                    });
+                }
                 Err(error) => {
                     tracing::warn!(%contact, %error, "customer lookup failed");
                     self.event(Event::LookupFailed { contact });
@@ -593,6 +638,7 @@ impl Loop {
                     }
                     None => (None, Vec::new(), Vec::new()),
                 };
+                let new_customer = self.blank.get(&contact).cloned().unwrap_or_default();
                 let offer = ToAgent::Offer {
                     contact: contact.0,
                     channel: live.channel,
@@ -601,6 +647,7 @@ impl Loop {
                     customer,
                     attributes: live.attributes.clone(),
                     history,
+                    new_customer,
                 };
                 self.tell_agent(&agent, offer);
             }
@@ -645,29 +692,32 @@ impl Loop {
         let Some(customers) = self.customers.clone() else {
             let _ = inbox.send(Work::Found {
                 contact,
-                found: Ok(None),
+                found: Ok(Lookup::Unknown(Vec::new())),
             });
             return;
         };
         let log = Arc::clone(&self.log);
         tokio::spawn(async move {
             let found = tokio::task::spawn_blocking(move || {
+                let store = customers.database.as_ref();
                 let found = customers
                     .source
-                    .look_up(customers.database.as_ref(), &key)
+                    .look_up(store, &key)
                     .map_err(|error| error.to_string())?;
-                Ok(found.map(|customer| {
-                    let reference = CustomerRef {
-                        database: customers.database.name().to_owned(),
-                        table: customers.source.layout.clone(),
-                        record_id: customer.record_id,
-                    };
-                    let history = log
-                        .history(&reference, HISTORY)
-                        .map(|rows| rows.iter().map(past).collect())
-                        .unwrap_or_default();
-                    (customer, history)
-                }))
+                let Some(customer) = found else {
+                    let fields = customers.source.field_names(store).unwrap_or_default();
+                    return Ok(Lookup::Unknown(fields));
+                };
+                let reference = CustomerRef {
+                    database: customers.database.name().to_owned(),
+                    table: customers.source.layout.clone(),
+                    record_id: customer.record_id,
+                };
+                let history = log
+                    .history(&reference, HISTORY)
+                    .map(|rows| rows.iter().map(past).collect())
+                    .unwrap_or_default();
+                Ok(Lookup::Known(customer, history))
             })
             .await
             .unwrap_or_else(|error| Err(error.to_string()));
@@ -677,6 +727,7 @@ impl Loop {
 
     fn ended(&mut self, record: &contact::Contact) {
         let id = record.id;
+        self.blank.remove(&id);
         self.tell_customer(id, ToCustomer::Ended);
         self.chats.remove(&id);
         let transcript = self.transcripts.remove(&id).unwrap_or_default();

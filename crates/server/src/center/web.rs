@@ -162,8 +162,8 @@ async fn desk_page(State(web): State<Web>, headers: HeaderMap) -> Response {
     };
     let body = format!(
         "<h1>{title}</h1><p><span id=\"me\">{agent}</span> — <span class=\"status\" id=\"presence\">…</span></p>\
-<p id=\"switch\"><button data-status=\"Available\">Available</button><button data-status=\"Away\">Away</button>\
-<button data-status=\"Offline\">Offline</button></p><p class=\"muted\" id=\"connection\"></p>\
+<p id=\"switch\"><button data-status=\"Available\">受付可 / Available</button><button data-status=\"Away\">離席 / Away</button>\
+<button data-status=\"Offline\">オフライン / Offline</button></p><p class=\"muted\" id=\"connection\"></p>\
 <div id=\"offers\"></div><div id=\"contacts\"></div>",
         agent = gateway::gate::html_escape(&agent),
     );
@@ -216,12 +216,30 @@ async fn desk_socket(
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum FromDesk {
-    Status { status: String },
-    Accept { contact: u64 },
-    Reject { contact: u64 },
-    Message { contact: u64, text: String },
-    End { contact: u64 },
-    Notes { contact: u64, notes: String },
+    Status {
+        status: String,
+    },
+    Accept {
+        contact: u64,
+    },
+    Reject {
+        contact: u64,
+    },
+    Message {
+        contact: u64,
+        text: String,
+    },
+    End {
+        contact: u64,
+    },
+    Notes {
+        contact: u64,
+        notes: String,
+    },
+    CreateCustomer {
+        contact: u64,
+        fields: Vec<(String, String)>,
+    },
 }
 
 async fn desk(center: Arc<ContactCenter>, agent: String, mut socket: WebSocket) {
@@ -274,6 +292,9 @@ async fn run_desk(
                         }
                     }
                     FromDesk::End { contact } => center.event(Event::AgentEnded { agent: agent.clone(), contact: ContactId(contact) }),
+                    FromDesk::CreateCustomer { contact, fields } => {
+                        center.create_customer(&agent, ContactId(contact), fields);
+                    }
                     FromDesk::Notes { contact, notes } => {
                         let notes: String = notes.chars().take(10_000).collect();
                         center.wrap_up(&agent, ContactId(contact), &notes);

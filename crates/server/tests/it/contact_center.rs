@@ -205,6 +205,118 @@ async fn a_chat_reaches_the_assigned_agent_with_the_screen_pop_and_is_recorded()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_customer_gets_a_record_from_the_desk_and_is_known_next_time() {
+    let dir = TempDir::new("contact-center-new-customer");
+    let (center, log) = start(&dir);
+    let mut desk = center.agent_desk("agent1").messages;
+    center.event(Event::AgentStatus {
+        agent: "agent1".into(),
+        status: Status::Available,
+    });
+    let (chat_id, mut chat) = center.start_chat("Kenji.Mori@example.jp", BTreeMap::new());
+    let ToAgent::Offer {
+        record_id,
+        new_customer,
+        ..
+    } = next_for_agent(&mut desk).await
+    else {
+        panic!("expected an offer");
+    };
+    assert_eq!(record_id, None);
+    assert_eq!(new_customer, ["name", "phone", "email", "assigned_agent"]);
+
+    // Nobody but the agent holding the contact may make the record.
+    center.create_customer(
+        "agent2",
+        chat_id,
+        vec![("name".into(), "なりすまし".into())],
+    );
+    center.event(Event::Accept {
+        agent: "agent1".into(),
+        contact: chat_id,
+    });
+    assert!(matches!(
+        next_for_agent(&mut desk).await,
+        ToAgent::Connected { .. }
+    ));
+    assert_eq!(next(&mut chat).await, ToCustomer::Waiting);
+    center.create_customer(
+        "agent1",
+        chat_id,
+        vec![
+            ("name".into(), " 森 健二 ".into()),
+            ("rowid".into(), "99".into()),
+            ("unknown_field".into(), "ignored".into()),
+        ],
+    );
+    let ToAgent::CustomerCreated {
+        contact,
+        record_id,
+        customer,
+    } = next_for_agent(&mut desk).await
+    else {
+        panic!("expected the new record");
+    };
+    assert_eq!(contact, chat_id.0);
+    assert_eq!(record_id, 2, "the one customer before has recordId 1");
+    assert!(
+        customer.contains(&("name".into(), "森 健二".into())),
+        "{customer:?}"
+    );
+    // The address the chat came from was filled in, as written.
+    assert!(
+        customer.contains(&("email".into(), "Kenji.Mori@example.jp".into())),
+        "{customer:?}"
+    );
+    // A second form for the same contact changes nothing.
+    center.create_customer("agent1", chat_id, vec![("name".into(), "二重".into())]);
+
+    center.event(Event::AgentEnded {
+        agent: "agent1".into(),
+        contact: chat_id,
+    });
+    center.wrap_up("agent1", chat_id, "新規登録");
+    let id = i64::try_from(chat_id.0).unwrap();
+    let mut stored = None;
+    for _ in 0..100 {
+        stored = log
+            .lock()
+            .unwrap()
+            .contact(id)
+            .unwrap()
+            .filter(|row| !row.notes.is_empty());
+        if stored.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let row = stored.expect("the contact record with its notes");
+    assert_eq!(row.customer.as_ref().map(|c| c.record_id), Some(2));
+
+    // Known from the next chat on, with this one in the history.
+    let (_second, _chat) = center.start_chat("kenji.mori@example.jp", BTreeMap::new());
+    let offer = loop {
+        let message = next_for_agent(&mut desk).await;
+        if matches!(message, ToAgent::Offer { .. }) {
+            break message;
+        }
+    };
+    let ToAgent::Offer {
+        record_id,
+        history,
+        new_customer,
+        ..
+    } = offer
+    else {
+        unreachable!()
+    };
+    assert_eq!(record_id, Some(2));
+    assert!(new_customer.is_empty());
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].notes, "新規登録");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nobody_available_is_told_so_and_a_second_tab_replaces_the_first() {
     let dir = TempDir::new("contact-center-nobody");
     let (center, _log) = start(&dir);

@@ -9,6 +9,15 @@ const contacts = $("contacts");
 let socket = null;
 let replaced = false;
 let retry = 500;
+// Offers from customers nobody knew: contact → the fields of the "new customer" form.
+const unknownCustomers = new Map();
+const PRESENCE = {
+  Offline: "オフライン / Offline",
+  Available: "受付可 / Available",
+  OnContact: "対応中 / On contact",
+  AfterContactWork: "後処理 / After-contact work",
+  Away: "離席 / Away",
+};
 
 function element(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -35,6 +44,7 @@ function offer(message) {
     card.append(element("h3", {}, "顧客 / customer"), table(message.customer));
   } else {
     card.append(element("p", { class: "muted" }, "新規のお客様 / new customer"));
+    if (message.new_customer.length > 0) unknownCustomers.set(message.contact, { fields: message.new_customer, from: message.from, name: message.attributes.name ?? "" });
   }
   if (message.history.length > 0) {
     const rows = message.history.map((past) => [past.at, `${past.channel} · ${past.agent ?? "—"} · ${past.outcome}${past.notes ? " · " + past.notes : ""}`]);
@@ -70,8 +80,41 @@ function pane(contact) {
   const end = element("button", { class: "end" }, "終了 / End");
   end.addEventListener("click", () => send({ type: "end", contact }));
   card.append(log, say, element("p", {}, end));
+  const unknown = unknownCustomers.get(contact);
+  if (unknown) card.append(newCustomerForm(contact, unknown));
   contacts.append(card);
   return card;
+}
+
+// The record of a customer nobody knew, made while talking to them: the number or address they
+// came from is filled in where it fits, and genkan adds it if the agent leaves it out.
+function newCustomerForm(contact, { fields, from, name }) {
+  const form = element("form", { class: "new-customer" }, element("h3", {}, "顧客を登録 / create customer record"));
+  const inputs = [];
+  for (const field of fields) {
+    let value = "";
+    if (/mail/i.test(field) && from.includes("@")) value = from;
+    else if (/(phone|tel)/i.test(field) && !from.includes("@")) value = from;
+    else if (/name/i.test(field)) value = name;
+    const input = element("input", { name: field, maxlength: "1000", autocomplete: "off", value });
+    inputs.push(input);
+    form.append(element("label", {}, `${field} `, input));
+  }
+  form.append(element("p", {}, element("button", { type: "submit", class: "create-customer" }, "登録 / Create")));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    send({ type: "create_customer", contact, fields: inputs.map((input) => [input.name, input.value]) });
+    form.querySelector("button").disabled = true;
+  });
+  return form;
+}
+
+function customerCreated(message) {
+  unknownCustomers.delete(message.contact);
+  const card = pane(message.contact);
+  card.querySelector("form.new-customer")?.remove();
+  card.querySelector("p.muted")?.remove();
+  card.querySelector(".log").before(element("h3", {}, `顧客 / customer #${message.record_id}`), table(message.customer));
 }
 
 function wrapUp(contact) {
@@ -90,7 +133,8 @@ function wrapUp(contact) {
 function receive(message) {
   switch (message.type) {
     case "presence":
-      presence.textContent = message.presence;
+      presence.textContent = PRESENCE[message.presence] ?? message.presence;
+      presence.dataset.presence = message.presence;
       break;
     case "offer":
       offer(message);
@@ -110,6 +154,15 @@ function receive(message) {
     case "wrap_up":
       wrapUp(message.contact);
       break;
+    case "customer_created":
+      customerCreated(message);
+      break;
+    case "problem": {
+      const card = pane(message.contact);
+      card.querySelector("form.new-customer button")?.removeAttribute("disabled");
+      card.append(element("p", { class: "problem", role: "alert" }, message.message));
+      break;
+    }
     case "replaced":
       replaced = true;
       connection.textContent = "別のタブで開かれました / opened in another tab";
