@@ -96,6 +96,12 @@ test("a customer's chat rings at their agent with their record, both ways, closi
   const next = agent1.locator("#offers .offer");
   await next.waitFor();
   await agent1.waitForFunction(() => document.querySelector("#offers .offer")?.textContent.includes("郵送で再送を手配"));
+  // The last chat's words fold out under it.
+  const transcript = next.locator("details.transcript");
+  await transcript.locator("summary").click();
+  assert.match(await transcript.textContent(), /customer: 請求書が届きません/);
+  assert.match(await transcript.textContent(), /agent1: 確認いたします/);
+  await agent1.screenshot({ path: join(shotsDir, "contact-history.png"), fullPage: true });
   await again.context().close();
   await chat.context().close();
   await agent1.context().close();

@@ -20,6 +20,19 @@ pub struct PastContact {
     pub outcome: String,
     /// The agent's notes.
     pub notes: String,
+    /// What was written in the chat (the first lines of a long one).
+    pub transcript: Vec<TranscriptLine>,
+}
+
+/// One line of a chat's transcript, as the contact record keeps it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct TranscriptLine {
+    /// When (UTC, RFC 3339).
+    pub at: String,
+    /// `customer`, `center` or the agent's name.
+    pub from: String,
+    /// The text.
+    pub text: String,
 }
 
 /// What an agent's desktop is told.

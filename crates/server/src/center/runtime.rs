@@ -18,12 +18,15 @@ use store_sqlite::{ContactRow, CustomerRef, RecordsDb};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use super::lookup::{CustomerSource, FoundCustomer};
+use super::messages::TranscriptLine;
 pub use super::messages::{AgentView, PastContact, QueueView, Snapshot, ToAgent, ToCustomer};
 use crate::clock;
 use crate::records::lock;
 
 /// Past contacts shown with an offer.
 const HISTORY: u32 = 20;
+/// Lines of each past chat sent with the screen pop (the contacts page has them all).
+const PAST_TRANSCRIPT_LINES: usize = 100;
 
 mod new_customer;
 
@@ -331,6 +334,11 @@ fn past(row: &ContactRow) -> PastContact {
         agent: row.agent.clone(),
         outcome: row.outcome.clone(),
         notes: row.notes.clone(),
+        transcript: serde_json::from_str::<Vec<TranscriptLine>>(&row.transcript)
+            .unwrap_or_default()
+            .into_iter()
+            .take(PAST_TRANSCRIPT_LINES)
+            .collect(),
     }
 }
 

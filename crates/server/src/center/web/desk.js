@@ -36,6 +36,21 @@ function table(rows) {
   return element("table", {}, body);
 }
 
+// Past contacts, newest first; a chat's transcript folds out under its row.
+function history(pastContacts) {
+  const body = element("tbody");
+  for (const past of pastContacts) {
+    const summary = `${past.channel} · ${past.agent ?? "—"} · ${past.outcome}${past.notes ? " · " + past.notes : ""}`;
+    const cell = element("td", {}, summary);
+    if (past.transcript.length > 0) {
+      const lines = past.transcript.map((line) => element("p", { class: "line" }, `${line.from}: ${line.text}`));
+      cell.append(element("details", { class: "transcript" }, element("summary", {}, `会話 / transcript (${past.transcript.length})`), ...lines));
+    }
+    body.append(element("tr", {}, element("th", {}, past.at), cell));
+  }
+  return element("table", { class: "history" }, body);
+}
+
 function offer(message) {
   const card = element("div", { class: "card offer", id: `offer-${message.contact}`, "data-contact": String(message.contact) });
   const kind = message.channel === "Chat" ? "チャット / chat" : "電話 / call";
@@ -46,10 +61,7 @@ function offer(message) {
     card.append(element("p", { class: "muted" }, "新規のお客様 / new customer"));
     if (message.new_customer.length > 0) unknownCustomers.set(message.contact, { fields: message.new_customer, from: message.from, name: message.attributes.name ?? "" });
   }
-  if (message.history.length > 0) {
-    const rows = message.history.map((past) => [past.at, `${past.channel} · ${past.agent ?? "—"} · ${past.outcome}${past.notes ? " · " + past.notes : ""}`]);
-    card.append(element("h3", {}, "履歴 / history"), table(rows));
-  }
+  if (message.history.length > 0) card.append(element("h3", {}, "履歴 / history"), history(message.history));
   const accept = element("button", { class: "accept" }, "応答 / Accept");
   const reject = element("button", { class: "reject" }, "拒否 / Reject");
   accept.addEventListener("click", () => send({ type: "accept", contact: message.contact }));
