@@ -14,19 +14,30 @@ fn root() -> PathBuf {
 /// Workspace crates each crate may depend on (normal dependencies). Nothing points upward.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("contact", &[]),
-    ("gateway", &[]),
+    ("gateway", &["virus-scan"]),
     ("policy", &[]),
+    ("posture", &[]),
+    ("genkan-agent", &["posture"]),
     ("records", &[]),
+    ("sip", &[]),
     ("store-sqlite", &["records"]),
     (
         "server",
-        &["contact", "gateway", "policy", "records", "store-sqlite"],
+        &[
+            "contact",
+            "gateway",
+            "policy",
+            "records",
+            "store-sqlite",
+            "virus-scan",
+        ],
     ),
+    ("virus-scan", &[]),
     ("xtask", &[]),
 ];
 
 /// Crates that must stay free of async runtimes, HTTP stacks and database drivers.
-const PURE: &[&str] = &["contact", "policy", "records"];
+const PURE: &[&str] = &["contact", "policy", "posture", "records", "sip"];
 const IMPURE_DEPENDENCIES: &[&str] = &["tokio", "hyper", "axum", "rusqlite", "postgres", "mio"];
 
 fn metadata() -> serde_json::Value {

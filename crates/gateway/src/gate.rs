@@ -81,6 +81,15 @@ pub trait Gatekeeper: Send + Sync {
 
     /// Told when the gateway refused a file in either direction, for the audit trail.
     fn file_refused(&self, _identity: &Identity, _path: &str, _direction: &'static str) {}
+
+    /// Told when clamd found a virus in a request body; the body was refused and the upstream
+    /// never saw it. For the audit trail and alerts.
+    fn virus_found(&self, _identity: &Identity, _path: &str, _signature: &str) {}
+
+    /// Told when a body on a scanning route could not be scanned (clamd unreachable, slow or
+    /// failing): `forwarded` says whether it went on unscanned (`fail_open`) or was refused.
+    fn upload_unscanned(&self, _identity: &Identity, _path: &str, _reason: &str, _forwarded: bool) {
+    }
 }
 
 /// Whether a request carries a file upload.

@@ -16,6 +16,8 @@
 //!   response with a status code (see [`error`]) or a closed connection.
 //! - A request is either forwarded whole or answered by the gateway; a body over the limit is
 //!   refused before a byte reaches the upstream when buffering is on.
+//! - On a route that scans uploads, the upstream receives a body only after clamd called it clean
+//!   (or could not answer and the route's scanner is set to fail open); see [`scan`].
 //! - Settings and the certificate can be swapped while running ([`FrontDoor::reload`]); connections
 //!   already open keep the settings they started with only for the request in flight.
 
@@ -28,6 +30,7 @@ mod idle;
 mod listener;
 pub mod proxy;
 pub mod route;
+pub mod scan;
 pub mod settings;
 pub mod tls;
 
@@ -35,6 +38,7 @@ pub use access_log::{AccessLog, AccessLogFormat};
 pub use error::Error;
 pub use gate::{FileExchange, Gatekeeper, Knock, OpenGate, Verdict};
 pub use listener::{Clock, FrontDoor, LocalApp, RESERVED_PREFIX};
+pub use scan::UploadScan;
 pub use settings::{Limits, Settings};
 
 /// The body type the gateway hands around: boxed so proxied, built-in and generated bodies mix.

@@ -27,8 +27,9 @@ use crate::gate::{
 };
 use crate::headers::HeaderPolicy;
 use crate::idle::IdleTimeout;
-use crate::proxy::{ClientSide, UpstreamClient, forward, upstream_client};
+use crate::proxy::{ClientSide, RequestBody, UpstreamClient, forward, upstream_client};
 use crate::route::{Route, host_without_port, select};
+use crate::scan::{self, Screened};
 use crate::tls::CertStore;
 use crate::{AccessLog, Body, Error, Limits, Settings, boxed, full};
 
@@ -402,6 +403,19 @@ impl FrontDoor {
                 }
                 let path = request.uri().path().to_owned();
                 let request_headers = (!exchange.download).then(|| request.headers().clone());
+                let request = match self.screen(&active, route, &identity, request).await {
+                    Ok(request) => request,
+                    Err(mut answer) => {
+                        route.headers.apply(answer.headers_mut());
+                        answer
+                            .extensions_mut()
+                            .insert(RouteName(route.name.clone()));
+                        if let Some(user) = remote_user {
+                            answer.extensions_mut().insert(RemoteUser(user));
+                        }
+                        return answer;
+                    }
+                };
                 let response = self
                     .proxy(&active, index, route, request, peer, public_host)
                     .await;
@@ -442,12 +456,35 @@ impl FrontDoor {
         response
     }
 
+    /// Scans the body first when the route asks for it. `Err` is the answer the client gets
+    /// instead of the upstream's (a virus, a scanner that cannot answer, a body too large).
+    async fn screen(
+        &self,
+        active: &Active,
+        route: &Route,
+        identity: &Identity,
+        request: Request<Incoming>,
+    ) -> Result<Request<RequestBody>, Response<Body>> {
+        let Some(scan) = &route.scan else {
+            return Ok(request.map(RequestBody::Incoming));
+        };
+        let limit = self.limits.max_body_bytes;
+        match scan::screen(scan, self.gate.as_ref(), identity, request, limit).await {
+            Ok(Screened::Forward(request)) => Ok(request),
+            Ok(Screened::Answer(answer)) => Err(answer),
+            Err(error) => {
+                tracing::warn!(route = %route.name, side = ?error.side(), %error, "request failed at the gateway");
+                Err(error.response(&active.settings.error_page))
+            }
+        }
+    }
+
     async fn proxy(
         &self,
         active: &Active,
         index: usize,
         route: &Route,
-        request: Request<Incoming>,
+        request: Request<RequestBody>,
         peer: SocketAddr,
         public_host: String,
     ) -> Response<Body> {

@@ -49,11 +49,21 @@ pub struct ClientSide {
     pub public_origin: String,
 }
 
+/// A request body on its way upstream: still arriving from the client, or already read whole
+/// (because it had to be scanned first).
+#[derive(Debug)]
+pub enum RequestBody {
+    /// Streamed from the client (or buffered here, as the route says).
+    Incoming(Incoming),
+    /// Read and checked; sent with `Content-Length`.
+    Read(Bytes),
+}
+
 /// Sends `request` to the route's upstream and returns the response to give the client.
 pub async fn forward(
     route: &Route,
     client: &UpstreamClient,
-    mut request: Request<Incoming>,
+    mut request: Request<RequestBody>,
     side: &ClientSide,
     max_body_bytes: u64,
 ) -> Result<Response<Body>, Error> {
@@ -85,20 +95,29 @@ pub async fn forward(
     parts.uri = uri;
     parts.version = Version::HTTP_11;
 
-    let body = if route.buffer_request_body && !upgrade {
-        let bytes = read_body_limited(body, &parts.headers, max_body_bytes).await?;
-        if !bytes.is_empty() || method_carries_body(&parts.method) {
-            parts
-                .headers
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    let read = match body {
+        RequestBody::Read(bytes) => Ok(bytes),
+        RequestBody::Incoming(body) if route.buffer_request_body && !upgrade => {
+            Ok(read_body_limited(body, &parts.headers, max_body_bytes).await?)
         }
-        full(bytes)
-    } else {
-        refuse_declared_oversize(&parts.headers, max_body_bytes)?;
-        boxed(Limited::new(
-            body,
-            usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
-        ))
+        RequestBody::Incoming(body) => Err(body),
+    };
+    let body = match read {
+        Ok(bytes) => {
+            if !bytes.is_empty() || method_carries_body(&parts.method) {
+                parts
+                    .headers
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            }
+            full(bytes)
+        }
+        Err(streamed) => {
+            refuse_declared_oversize(&parts.headers, max_body_bytes)?;
+            boxed(Limited::new(
+                streamed,
+                usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
+            ))
+        }
     };
 
     let upstream = route.upstream.origin();

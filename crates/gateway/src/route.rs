@@ -13,6 +13,7 @@ use http::uri::{Authority, Scheme};
 
 use crate::compress::CompressionPolicy;
 use crate::headers::HeaderPolicy;
+use crate::scan::UploadScan;
 
 /// Which `Host` header the upstream receives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +75,8 @@ pub struct Route {
     pub error_page: Option<Bytes>,
     /// Tell the upstream who the user is in `X-Genkan-User` and `X-Genkan-Groups`.
     pub identity_headers: bool,
+    /// Scan request bodies with clamd before the upstream sees them; `None`: not scanned.
+    pub scan: Option<UploadScan>,
 }
 
 impl Route {
@@ -213,6 +216,7 @@ mod tests {
             compression: CompressionPolicy::off(),
             error_page: None,
             identity_headers: false,
+            scan: None,
         }
     }
 

@@ -20,13 +20,14 @@ mod file;
 mod identity;
 mod records;
 mod routes;
+mod scan;
 
 use routes::{header_policy, route_settings};
 
 pub use contact::{AgentSettings, ContactSettings};
 pub use file::{
     AccessLogFile, CompressionFile, ConfigFile, ContactFile, HeadersFile, IdentityFile, LimitsFile,
-    RecordsFile, RouteFile, TlsFile, parse,
+    RecordsFile, RouteFile, ScanFile, TlsFile, parse,
 };
 pub use identity::{IdentitySettings, compile_policy};
 pub use records::{AccountSettings, DatabaseSettings, Grant, RecordsSettings, valid_database_name};
@@ -125,6 +126,9 @@ pub struct Config {
     pub records: RecordsSettings,
     /// The contact center, when `[[contact.queue]]` is configured.
     pub contact: Option<ContactSettings>,
+    /// The virus scanner, when `[scan]` is configured: the routes that scan carry a copy, and
+    /// genkan's own upload paths use this one.
+    pub scan: Option<gateway::UploadScan>,
     /// The file this came from, for reloads.
     pub source: Option<PathBuf>,
 }
@@ -280,11 +284,21 @@ impl Config {
         let policy_document = file.policy;
         let policy = compile_policy(&policy_document)
             .map_err(|error| ConfigError::new(error.location, error.problem))?;
+        let scan = scan::scan_settings(file.scan, base)?;
         let routes = file
             .routes
             .into_iter()
             .enumerate()
-            .map(|(index, route)| route_settings(index, route, base, &global_headers, &compression))
+            .map(|(index, route)| {
+                route_settings(
+                    index,
+                    route,
+                    base,
+                    &global_headers,
+                    &compression,
+                    scan.as_ref(),
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             data_dir,
@@ -314,6 +328,7 @@ impl Config {
             identity,
             records,
             contact,
+            scan,
             source: None,
         })
     }

@@ -122,6 +122,9 @@ pub async fn start(config: Config) -> Result<Running> {
     );
 
     auth.housekeeping(clock::timestamp_now());
+    if let Some(scan) = &config.scan {
+        tokio::spawn(report_scanner(scan.scanner.clone()));
+    }
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = vec![tokio::spawn(
         Arc::clone(&door).serve_https(https, shutdown_rx.clone()),
@@ -277,6 +280,20 @@ pub fn open_database(data: &DataDir) -> Result<store_sqlite::Database> {
         .with_context(|| format!("cannot open the database {}", data.database().display()))?;
     datadir::restrict_to_owner(&data.database())?;
     Ok(database)
+}
+
+/// Says at start whether clamd answers, so that a scanner that is down shows in the log before
+/// the first upload is refused.
+async fn report_scanner(scanner: virus_scan::Scanner) {
+    let address = scanner.settings().address.to_string();
+    match scanner.version().await {
+        Ok(version) => tracing::info!(clamd = %address, %version, "virus scanner answers"),
+        Err(error) => tracing::warn!(
+            %error,
+            "virus scanner not answering: bodies on scanning routes are refused (503) until it does, \
+             or forwarded unscanned if scan.fail_open is set"
+        ),
+    }
 }
 
 /// Prunes old audit events and sessions every hour until shutdown.

@@ -59,6 +59,26 @@ pub struct ConfigFile {
     /// The contact center: queues, agents, flows.
     #[serde(default)]
     pub contact: ContactFile,
+    /// Virus scanning of request bodies with clamd; without it nothing is scanned.
+    pub scan: Option<ScanFile>,
+}
+
+/// `[scan]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanFile {
+    /// clamd's Unix socket (a path, e.g. `/run/clamav/clamd.ctl`) or `host:port`. Required.
+    pub clamd: Option<String>,
+    /// Time to connect to clamd and send it the command. Default `"2s"`.
+    pub connect_timeout: Option<String>,
+    /// Time clamd has to take each piece of a body, and to answer once it has all. Default `"60s"`.
+    pub scan_timeout: Option<String>,
+    /// Largest body scanned, e.g. `"20m"`; larger is refused with 413. Keep it below clamd's
+    /// `StreamMaxLength`. Default `"20m"`.
+    pub max_body_size: Option<String>,
+    /// Forward bodies unscanned, with a warning, when clamd cannot give a verdict (instead of
+    /// refusing them with 503). Default false.
+    pub fail_open: Option<bool>,
 }
 
 /// `[contact]`
@@ -369,6 +389,9 @@ pub struct RouteFile {
     pub headers: HeadersFile,
     /// Send `X-Genkan-User` and `X-Genkan-Groups` to the upstream. Default false.
     pub identity_headers: Option<bool>,
+    /// Scan request bodies with clamd before the upstream sees them. Default true when `[scan]`
+    /// is configured, and then only `false` turns it off.
+    pub scan_uploads: Option<bool>,
 }
 
 /// Parses TOML, turning serde's message (which names unknown keys and their position) into a

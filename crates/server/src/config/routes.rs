@@ -113,6 +113,7 @@ pub(super) fn route_settings(
     base: &Path,
     global_headers: &HeadersFile,
     compression: &CompressionPolicy,
+    scan: Option<&gateway::UploadScan>,
 ) -> Result<Route, ConfigError> {
     let key = |field: &str| format!("route[{index}].{field}");
     let upstream_text = file.upstream.ok_or_else(|| {
@@ -185,6 +186,7 @@ pub(super) fn route_settings(
         },
         error_page,
         identity_headers: file.identity_headers.unwrap_or(false),
+        scan: super::scan::route_scan(&key("scan_uploads"), file.scan_uploads, scan)?,
     })
 }
 

@@ -15,5 +15,6 @@ mod proxy;
 mod records;
 mod records_cli;
 mod tls;
+mod upload_scan;
 mod upstream;
 mod webhook;
