@@ -12,7 +12,7 @@ use jiff::SignedDuration;
 use server::center::lookup::CustomerSource;
 use server::center::phone;
 use server::center::runtime::{ContactCenter, Customers, ToAgent, ToCustomer};
-use store_sqlite::{Database, RecordsDb};
+use store_sqlite::{ContactRow, Database, RecordsDb};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::harness::TempDir;
@@ -32,6 +32,24 @@ async fn next_for_agent(desk: &mut UnboundedReceiver<ToAgent>) -> ToAgent {
             return message;
         }
     }
+}
+
+/// The contact's record once its notes are written (records are written in order, after the loop).
+async fn stored_with_notes(log: &Mutex<Database>, contact: contact::ContactId) -> ContactRow {
+    let id = i64::try_from(contact.0).unwrap();
+    for _ in 0..100 {
+        let stored = log
+            .lock()
+            .unwrap()
+            .contact(id)
+            .unwrap()
+            .filter(|row| !row.notes.is_empty());
+        if let Some(row) = stored {
+            return row;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no record with notes for contact {id} within 5 s");
 }
 
 fn start(dir: &TempDir) -> (Arc<ContactCenter>, Arc<Mutex<Database>>) {
@@ -166,21 +184,7 @@ async fn a_chat_reaches_the_assigned_agent_with_the_screen_pop_and_is_recorded()
     ));
 
     // The record, its transcript and the notes reach the database.
-    let id = i64::try_from(chat_id.0).unwrap();
-    let mut stored = None;
-    for _ in 0..100 {
-        stored = log
-            .lock()
-            .unwrap()
-            .contact(id)
-            .unwrap()
-            .filter(|row| !row.notes.is_empty());
-        if stored.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let row = stored.expect("the contact record with its notes");
+    let row = stored_with_notes(&log, chat_id).await;
     assert_eq!(row.outcome, "Completed");
     assert_eq!(row.agent.as_deref(), Some("agent1"));
     assert_eq!(row.customer.as_ref().map(|c| c.record_id), Some(1));
@@ -276,21 +280,7 @@ async fn an_unknown_customer_gets_a_record_from_the_desk_and_is_known_next_time(
         contact: chat_id,
     });
     center.wrap_up("agent1", chat_id, "新規登録");
-    let id = i64::try_from(chat_id.0).unwrap();
-    let mut stored = None;
-    for _ in 0..100 {
-        stored = log
-            .lock()
-            .unwrap()
-            .contact(id)
-            .unwrap()
-            .filter(|row| !row.notes.is_empty());
-        if stored.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let row = stored.expect("the contact record with its notes");
+    let row = stored_with_notes(&log, chat_id).await;
     assert_eq!(row.customer.as_ref().map(|c| c.record_id), Some(2));
 
     // Known from the next chat on, with this one in the history.
