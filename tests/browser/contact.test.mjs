@@ -16,8 +16,9 @@ let genkan;
 let browser;
 
 before(async () => {
-  // The demo configuration as shipped, on ephemeral ports.
-  const demo = readFileSync(join(examples, "contact-demo.toml"), "utf8");
+  // The demo configuration as shipped, on ephemeral ports (SIP included: two demo servers run
+  // at once below).
+  const demo = ephemeralSip(readFileSync(join(examples, "contact-demo.toml"), "utf8"));
   genkan = await startGenkan(demo, (dir) => copyFileSync(join(examples, "contact-demo.sql"), join(dir, "contact-demo.sql")));
   browser = await launchBrowser();
 });
@@ -26,6 +27,11 @@ after(async () => {
   await browser?.close();
   genkan?.child.kill("SIGTERM");
 });
+
+/** The demo's SIP listener moved to an ephemeral port, so demo servers never collide. */
+function ephemeralSip(toml) {
+  return toml.replace(/^sip_listen = ".*"$/m, 'sip_listen = "127.0.0.1:0"');
+}
 
 async function page() {
   const context = await browser.newContext({ ignoreHTTPSErrors: true, locale: "ja-JP" });
@@ -245,7 +251,7 @@ next = "end"
 type = "disconnect"
 `;
   const { writeFileSync } = await import("node:fs");
-  const demo = readFileSync(join(examples, "contact-demo.toml"), "utf8").replace("[contact]\n", '[contact]\nflows = ["menu.toml"]\nmain_flow = "menu"\n');
+  const demo = ephemeralSip(readFileSync(join(examples, "contact-demo.toml"), "utf8")).replace("[contact]\n", '[contact]\nflows = ["menu.toml"]\nmain_flow = "menu"\n');
   const second = await startGenkan(demo, (dir) => {
     copyFileSync(join(examples, "contact-demo.sql"), join(dir, "contact-demo.sql"));
     writeFileSync(join(dir, "menu.toml"), menu);

@@ -15,6 +15,7 @@ fn root() -> PathBuf {
 const ALLOWED: &[(&str, &[&str])] = &[
     ("contact", &[]),
     ("gateway", &["virus-scan"]),
+    ("media", &[]),
     ("policy", &[]),
     ("posture", &[]),
     ("genkan-agent", &["posture"]),
@@ -26,8 +27,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "contact",
             "gateway",
+            "media",
             "policy",
+            "posture",
             "records",
+            "sip",
             "store-sqlite",
             "virus-scan",
         ],
@@ -37,7 +41,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
 ];
 
 /// Crates that must stay free of async runtimes, HTTP stacks and database drivers.
-const PURE: &[&str] = &["contact", "policy", "posture", "records", "sip"];
+const PURE: &[&str] = &["contact", "media", "policy", "posture", "records", "sip"];
 const IMPURE_DEPENDENCIES: &[&str] = &["tokio", "hyper", "axum", "rusqlite", "postgres", "mio"];
 
 fn metadata() -> serde_json::Value {

@@ -31,7 +31,16 @@ pub struct Knock<'a> {
     pub headers: &'a HeaderMap,
     /// Name of the proxied route, or `None` for genkan's own pages.
     pub route: Option<&'a str>,
+    /// The leaf certificate (DER) the client presented in the TLS handshake, if any. The
+    /// handshake has verified it against the device CA; which device it is, and whether that
+    /// device still counts, is for the gatekeeper to say.
+    pub client_certificate: Option<&'a [u8]>,
 }
+
+/// The client certificate of the connection a request came on (leaf, DER), in the request's
+/// extensions for genkan's own pages. Never forwarded to upstreams.
+#[derive(Debug, Clone)]
+pub struct ClientCertificate(pub std::sync::Arc<[u8]>);
 
 /// The gate's answer.
 #[derive(Debug, Clone)]

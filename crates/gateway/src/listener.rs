@@ -22,8 +22,8 @@ use tower_http::compression::CompressionLayer;
 use crate::access_log::{Entry, LoggedBody};
 use crate::compress::{ByAttachedPolicy, CompressionPolicy, settle_unsized_body};
 use crate::gate::{
-    Gatekeeper, Identity, Knock, Verdict, is_attachment, is_upload, refusal_response,
-    set_identity_headers, sign_in_response, strip_identity_headers,
+    ClientCertificate, Gatekeeper, Identity, Knock, Verdict, is_attachment, is_upload,
+    refusal_response, set_identity_headers, sign_in_response, strip_identity_headers,
 };
 use crate::headers::HeaderPolicy;
 use crate::idle::IdleTimeout;
@@ -233,10 +233,21 @@ impl FrontDoor {
                     return;
                 }
             };
+        // Verified against the device CA during the handshake (when one is configured); every
+        // request on the connection carries it, so the gate and genkan's pages can see it.
+        let client_certificate = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|leaf| ClientCertificate(Arc::from(leaf.as_ref())));
         let idle = TokioIo::new(IdleTimeout::new(tls, self.limits.keepalive_timeout));
         let door = Arc::clone(&self);
-        let service = hyper::service::service_fn(move |request| {
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             let door = Arc::clone(&door);
+            if let Some(certificate) = &client_certificate {
+                request.extensions_mut().insert(certificate.clone());
+            }
             async move { Ok::<_, Infallible>(door.handle(request, peer).await) }
         });
         let connection = builder.serve_connection_with_upgrades(idle, service);
@@ -351,6 +362,7 @@ impl FrontDoor {
         let route = index.map(|index| &active.settings.routes[index]);
         let header_policy = route.map_or(&active.settings.headers, |route| &route.headers);
 
+        let client_certificate = request.extensions().get::<ClientCertificate>().cloned();
         let verdict = self.gate.judge(&Knock {
             source: peer.ip().to_canonical(),
             method: request.method(),
@@ -358,6 +370,9 @@ impl FrontDoor {
             uri: request.uri(),
             headers: request.headers(),
             route: route.map(|route| route.name.as_str()),
+            client_certificate: client_certificate
+                .as_ref()
+                .map(|certificate| &*certificate.0),
         });
         let (identity, exchange) = match verdict {
             Verdict::Pass {

@@ -138,12 +138,38 @@ pub fn server_config(
     certs: Arc<CertStore>,
     session_cache_entries: usize,
 ) -> Result<rustls::ServerConfig, Error> {
+    server_config_with_devices(certs, session_cache_entries, None)
+}
+
+/// [`server_config`] that also asks clients for a certificate issued by `device_ca` (genkan's
+/// device CA). Clients without one are served as before, so browsers see no prompt beyond
+/// their own choice; a certificate that does not verify (another CA, expired, without the
+/// client-authentication usage) fails the handshake.
+pub fn server_config_with_devices(
+    certs: Arc<CertStore>,
+    session_cache_entries: usize,
+    device_ca: Option<Arc<rustls::RootCertStore>>,
+) -> Result<rustls::ServerConfig, Error> {
     let mut crypto = provider::default_provider();
     crypto.cipher_suites = cipher_suites();
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(crypto))
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
-        .with_cert_resolver(certs);
+    let crypto = Arc::new(crypto);
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&crypto))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let builder = match device_ca {
+        None => builder.with_no_client_auth(),
+        Some(roots) => {
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots, crypto)
+                    .allow_unauthenticated()
+                    .build()
+                    .map_err(|error| Error::BadCertificate {
+                        path: "(the device CA)".into(),
+                        reason: error.to_string(),
+                    })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_cert_resolver(certs);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.ignore_client_order = true;
     config.session_storage = ServerSessionMemoryCache::new(session_cache_entries.max(1));

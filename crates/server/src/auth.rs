@@ -51,6 +51,10 @@ fn is_public(path: &str) -> bool {
             // Customers chatting are not genkan users: the chat is deliberately public.
             | "/_genkan/chat"
             | "/_genkan/chat/ws"
+            // Agents have no session: the enrolment code or the client certificate is the
+            // credential, checked by the handlers in devices.rs.
+            | posture::ENROL_PATH
+            | posture::REPORT_PATH
     ) || path.starts_with("/_genkan/static/")
         || is_self_authenticating(path)
 }
@@ -112,6 +116,11 @@ pub struct Auth {
     limiter: Mutex<Limiter>,
     /// Sign-ins that passed the password and wait for their one-time code, by token.
     pending: Mutex<std::collections::BTreeMap<String, second_factor::PendingLogin>>,
+    /// How recent a device's last report must be, in seconds; 0 while `[devices]` is off
+    /// (client certificates then count for nothing).
+    device_freshness: std::sync::atomic::AtomicU64,
+    /// Where virus alerts go, once the alert sender runs (it holds the `Auth`, hence `Weak`).
+    alerts: std::sync::OnceLock<std::sync::Weak<crate::alerts::Alerts>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -141,7 +150,45 @@ impl Auth {
             config_policy: ArcSwap::from_pointee(config_policy),
             limiter: Mutex::new(Limiter::default()),
             pending: Mutex::new(std::collections::BTreeMap::new()),
+            device_freshness: std::sync::atomic::AtomicU64::new(0),
+            alerts: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Hands the gate the alert sender, for viruses stopped at the gateway.
+    pub fn set_alerts(&self, alerts: &Arc<crate::alerts::Alerts>) {
+        let _ = self.alerts.set(Arc::downgrade(alerts));
+    }
+
+    /// Sets how recent a device's last report must be for the device to count as compliant.
+    pub fn set_device_freshness(&self, freshness: Duration) {
+        self.device_freshness
+            .store(freshness.as_secs(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The state of the device a request's client certificate names, for `user`.
+    fn device_state(
+        &self,
+        certificate: Option<&[u8]>,
+        user: Option<&str>,
+        now: jiff::Timestamp,
+    ) -> crate::devices::DeviceState {
+        let freshness = self
+            .device_freshness
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let (Some(certificate), true) = (certificate, freshness > 0) else {
+            return crate::devices::DeviceState::Absent;
+        };
+        match self.database() {
+            Ok(database) => crate::devices::assess(
+                &database,
+                certificate,
+                user,
+                now,
+                Duration::from_secs(freshness),
+            ),
+            Err(_) => crate::devices::DeviceState::Absent,
+        }
     }
 
     /// Applies reloaded settings and the config's policy (with the stored rules after it).
@@ -394,16 +441,19 @@ impl Auth {
             return Verdict::SignIn;
         }
         let method = knock.method.as_str();
-        let decision = self.policy.load().decide(&policy::Request {
+        let device = self.device_state(knock.client_certificate, user.as_deref(), now);
+        let mut request = policy::Request {
             user: user.as_deref(),
             groups: &groups,
             source: knock.source,
             method,
             host: knock.host,
             path,
-            device_compliant: None,
+            device_compliant: device.compliant(),
             now,
-        });
+        };
+        let policy = self.policy.load();
+        let mut decision = policy.decide(&request);
         if decision.allowed() {
             let exchange = self.file_exchange(&groups);
             return Verdict::Pass {
@@ -414,6 +464,13 @@ impl Auth {
         }
         if user.is_none() {
             return Verdict::SignIn;
+        }
+        // When a compliant device would have been let in, the device is what to fix: say what.
+        if device.compliant() != Some(true) {
+            request.device_compliant = Some(true);
+            if policy.decide(&request).allowed() {
+                decision.reason = format!("{} — {}", decision.reason, device.what_to_fix());
+            }
         }
         let source = knock.source.to_string();
         self.audit(
@@ -492,17 +549,26 @@ impl Gatekeeper for Auth {
 impl Auth {
     /// Tells the people who must know that a virus was stopped at the gateway.
     ///
-    /// Alerts (e-mail over SMTP and the JSON webhook, deduplicated and retried) are being built
-    /// separately; until they land, the audit row written by `virus_found` is the record and
-    /// this line in the diagnostic log is the only notice. The alert is sent from here.
+    /// The alert goes by e-mail and webhook as `[alerts]` says (deduplicated per person,
+    /// signature and path within a minute, retried); the audit row written by `virus_found` is
+    /// the record either way.
     fn alert_virus_found(&self, identity: &gateway::gate::Identity, path: &str, signature: &str) {
         tracing::warn!(
             user = identity.user.as_deref().unwrap_or("-"),
             source = %identity.source,
             path,
             signature,
-            "ALERT: virus stopped at the gateway (e-mail and webhook alerts are not wired yet)"
+            "ALERT: virus stopped at the gateway"
         );
+        if let Some(alerts) = self.alerts.get().and_then(std::sync::Weak::upgrade) {
+            alerts.raise(crate::alerts::Alert::virus_found(
+                identity.user.as_deref(),
+                &identity.source.to_string(),
+                path,
+                signature,
+                &clock::utc_now_text(),
+            ));
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod contacts_page;
 pub mod lookup;
 pub mod messages;
 pub mod phone;
+pub mod recordings;
 pub mod runtime;
 pub mod supervisor;
 pub mod web;

@@ -28,3 +28,15 @@ pub fn utc_text(at: jiff::Timestamp) -> String {
 pub fn timestamp_now() -> jiff::Timestamp {
     jiff::Timestamp::now()
 }
+
+/// The monotonic clock, for the voice path's transaction timers and media ticks.
+#[allow(clippy::disallowed_methods)] // this module is the one place that reads the clock
+pub fn instant_now() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+/// Wall time as `SystemTime`, for digest nonces.
+#[allow(clippy::disallowed_methods)] // this module is the one place that reads the clock
+pub fn system_now() -> std::time::SystemTime {
+    std::time::SystemTime::now()
+}

@@ -16,21 +16,25 @@ use gateway::{AccessLogFormat, Limits, Settings};
 use crate::pages;
 
 mod contact;
+mod devices;
 mod file;
 mod identity;
 mod records;
 mod routes;
 mod scan;
+mod voice;
 
 use routes::{header_policy, route_settings};
 
 pub use contact::{AgentSettings, ContactSettings};
+pub use devices::{AlertSettings, DeviceSettings, Secret, SmtpSettings};
 pub use file::{
-    AccessLogFile, CompressionFile, ConfigFile, ContactFile, HeadersFile, IdentityFile, LimitsFile,
-    RecordsFile, RouteFile, ScanFile, TlsFile, parse,
+    AccessLogFile, AlertsFile, CompressionFile, ConfigFile, ContactFile, DevicesFile, HeadersFile,
+    IdentityFile, LimitsFile, RecordsFile, RouteFile, ScanFile, TlsFile, parse,
 };
 pub use identity::{IdentitySettings, compile_policy};
 pub use records::{AccountSettings, DatabaseSettings, Grant, RecordsSettings, valid_database_name};
+pub use voice::{Cidr, SipAgentSettings, SipPassword, TrunkSettings, VoiceFile, VoiceSettings};
 
 /// A configuration problem, naming the key (as written in the file) and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +133,12 @@ pub struct Config {
     /// The virus scanner, when `[scan]` is configured: the routes that scan carry a copy, and
     /// genkan's own upload paths use this one.
     pub scan: Option<gateway::UploadScan>,
+    /// Enrolled devices, when `[devices]` is configured.
+    pub devices: Option<DeviceSettings>,
+    /// Where device alerts go.
+    pub alerts: AlertSettings,
+    /// SIP trunks and phones, when `[voice]` is configured.
+    pub voice: Option<VoiceSettings>,
     /// The file this came from, for reloads.
     pub source: Option<PathBuf>,
 }
@@ -276,6 +286,11 @@ impl Config {
             .map(|database| database.name.clone())
             .collect();
         let contact = contact::contact_settings(file.contact, base, &record_databases)?;
+        let contact_agents: Vec<String> = contact
+            .iter()
+            .flat_map(|settings| settings.agents.iter().map(|agent| agent.name.clone()))
+            .collect();
+        let voice = voice::voice_settings(file.voice, &contact_agents)?;
         let local_prefixes = if records.databases.is_empty() {
             Vec::new()
         } else {
@@ -285,6 +300,8 @@ impl Config {
         let policy = compile_policy(&policy_document)
             .map_err(|error| ConfigError::new(error.location, error.problem))?;
         let scan = scan::scan_settings(file.scan, base)?;
+        let devices = devices::device_settings(file.devices)?;
+        let alerts = devices::alert_settings(file.alerts, base)?;
         let routes = file
             .routes
             .into_iter()
@@ -329,6 +346,9 @@ impl Config {
             records,
             contact,
             scan,
+            devices,
+            alerts,
+            voice,
             source: None,
         })
     }

@@ -51,6 +51,13 @@ impl DataDir {
         self.root.join("records")
     }
 
+    /// The device CA's folder (`devices/`, `0700`), made on first use.
+    pub fn devices(&self) -> Result<PathBuf> {
+        let dir = self.root.join("devices");
+        create_private_dir(&dir)?;
+        Ok(dir)
+    }
+
     /// Self-signed certificate and key paths.
     pub fn self_signed(&self) -> (PathBuf, PathBuf) {
         (

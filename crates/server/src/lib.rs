@@ -11,11 +11,13 @@
 pub mod accounts;
 pub mod accounts_cli;
 pub mod admin;
+pub mod alerts;
 pub mod auth;
 pub mod center;
 pub mod clock;
 pub mod config;
 pub mod datadir;
+pub mod devices;
 pub mod identity;
 pub mod pages;
 pub mod policy_test;
@@ -23,6 +25,7 @@ pub mod records;
 pub mod records_cli;
 pub mod service;
 pub mod telemetry;
+pub mod voice;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,6 +60,8 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     auth: Arc<auth::Auth>,
+    devices: Option<Arc<devices::Devices>>,
+    alerts: Arc<alerts::Alerts>,
 }
 
 /// Prepares everything and starts serving; returns once the listeners are bound.
@@ -66,7 +71,20 @@ pub async fn start(config: Config) -> Result<Running> {
     let initial_admin_password = identity::bootstrap_admin(&mut database)?;
     let (certified, made_self_signed) = load_certificate(&config, &data)?;
     let certs = Arc::new(CertStore::new(certified));
-    let tls = gateway::tls::server_config(Arc::clone(&certs), config.session_cache_entries)?;
+    // With `[devices]`, the handshake asks for (and accepts no other than) device certificates.
+    let device_ca = match &config.devices {
+        Some(_) => Some(devices::ca::DeviceCa::load_or_create(
+            &data.devices()?,
+            clock::utc_now(),
+        )?),
+        None => None,
+    };
+    let device_roots = device_ca.as_ref().map(|ca| ca.roots()).transpose()?;
+    let tls = gateway::tls::server_config_with_devices(
+        Arc::clone(&certs),
+        config.session_cache_entries,
+        device_roots,
+    )?;
     let access_log = open_access_log(&config)?;
 
     let https = TcpListener::bind(config.listen_https)
@@ -109,7 +127,31 @@ pub async fn start(config: Config) -> Result<Running> {
     };
     let data_api_addr = data_api.as_ref().map(TcpListener::local_addr).transpose()?;
     let contact_center = start_contact_center(&config, &auth, records.as_ref())?;
-    let local = built_in_apps(Arc::clone(&auth), records.clone(), contact_center);
+    let voice = match (&config.voice, &contact_center) {
+        (Some(settings), Some((center, _))) => {
+            Some(voice::Voice::bind(settings, Arc::clone(center), data.root()).await?)
+        }
+        (Some(_), None) => anyhow::bail!("voice: calls need a contact center ([[contact.queue]])"),
+        (None, _) => None,
+    };
+    let alerts = alerts::Alerts::new(Arc::clone(&auth), config.alerts.clone());
+    auth.set_alerts(&alerts);
+    let devices = match (device_ca, &config.devices) {
+        (Some(ca), Some(settings)) => Some(devices::Devices::new(
+            Arc::clone(&auth),
+            ca,
+            settings.clone(),
+            Arc::clone(&alerts),
+        )),
+        _ => None,
+    };
+    let local = built_in_apps(
+        Arc::clone(&auth),
+        records.clone(),
+        contact_center,
+        devices.clone(),
+        voice.as_ref().map(|voice| voice.recordings.clone()),
+    );
     let door = FrontDoor::new(
         settings,
         certs,
@@ -147,8 +189,16 @@ pub async fn start(config: Config) -> Result<Running> {
             shutdown_rx.clone(),
         )));
     }
+    tasks.push(tokio::spawn(Arc::clone(&alerts).run(shutdown_rx.clone())));
+    if let Some(devices) = &devices {
+        devices.housekeeping(clock::timestamp_now());
+    }
+    if let Some(voice) = voice {
+        tasks.push(voice.spawn(shutdown_rx.clone()));
+    }
     tasks.push(tokio::spawn(hourly_housekeeping(
         Arc::clone(&auth),
+        devices.clone(),
         shutdown_rx,
     )));
     tracing::info!(%https_addr, ?http_addr, data_dir = %data.root().display(), "genkan started");
@@ -164,6 +214,8 @@ pub async fn start(config: Config) -> Result<Running> {
         shutdown,
         tasks,
         auth,
+        devices,
+        alerts,
     })
 }
 
@@ -196,6 +248,12 @@ impl Running {
         if format!("{:?}", fresh.contact) != format!("{:?}", self.config.contact) {
             tracing::warn!("[contact] changes take effect only after a restart");
         }
+        if format!("{:?}", fresh.voice) != format!("{:?}", self.config.voice) {
+            tracing::warn!("[voice] changes take effect only after a restart");
+        }
+        if fresh.devices.is_some() != self.config.devices.is_some() {
+            tracing::warn!("turning [devices] on or off takes effect only after a restart");
+        }
         let data = DataDir::prepare(&self.config.data_dir)?;
         let (certified, _) = load_certificate(&fresh, &data)?;
         // The policy can refuse to reload (stored rules that no longer fit); check it first so
@@ -203,6 +261,10 @@ impl Running {
         self.auth
             .reload(fresh.identity.clone(), fresh.policy_document.clone())?;
         self.door.certificates().replace(certified);
+        if let (Some(devices), Some(settings)) = (&self.devices, &fresh.devices) {
+            devices.reload(settings.clone());
+        }
+        self.alerts.reload(fresh.alerts.clone());
         self.door.reload(settings_for(&fresh, self.https_addr));
         self.config = Config {
             listen_https: self.config.listen_https,
@@ -296,15 +358,26 @@ async fn report_scanner(scanner: virus_scan::Scanner) {
     }
 }
 
-/// Prunes old audit events and sessions every hour until shutdown.
-async fn hourly_housekeeping(auth: Arc<auth::Auth>, mut shutdown: watch::Receiver<bool>) {
+/// Prunes old audit events, sessions and device reports every hour until shutdown.
+async fn hourly_housekeeping(
+    auth: Arc<auth::Auth>,
+    devices: Option<Arc<devices::Devices>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(3600));
     ticks.tick().await;
     loop {
         tokio::select! {
             _ = ticks.tick() => {
                 let auth = Arc::clone(&auth);
-                let _ = tokio::task::spawn_blocking(move || auth.housekeeping(clock::timestamp_now())).await;
+                let devices = devices.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    auth.housekeeping(clock::timestamp_now());
+                    if let Some(devices) = devices {
+                        devices.housekeeping(clock::timestamp_now());
+                    }
+                })
+                .await;
             }
             _ = shutdown.changed() => return,
         }
@@ -355,8 +428,13 @@ fn built_in_apps(
         Arc<center::runtime::ContactCenter>,
         Arc<config::ContactSettings>,
     )>,
+    devices: Option<Arc<devices::Devices>>,
+    recordings: Option<PathBuf>,
 ) -> LocalApp {
     let mut router = pages::router(Arc::clone(&auth));
+    if let Some(devices) = devices {
+        router = router.merge(devices::router(devices));
+    }
     if let Some(records) = records {
         router = router.merge(records::router(records));
     }
@@ -372,7 +450,10 @@ fn built_in_apps(
                 Arc::clone(&running),
                 Arc::clone(&settings),
             ))
-            .merge(center::web::router(running, auth, settings));
+            .merge(center::web::router(running, Arc::clone(&auth), settings));
+        if let Some(recordings) = recordings {
+            router = router.merge(center::recordings::router(auth, recordings));
+        }
     }
     let service = ServiceExt::<http::Request<hyper::body::Incoming>>::map_response(
         router,

@@ -13,12 +13,16 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags};
 
 mod contacts;
+mod devices;
 mod identity;
 pub mod records;
 mod sessions;
 mod totp;
 
 pub use contacts::{ContactRow, ContactSearch, CustomerRef};
+pub use devices::{
+    AlertRow, DetectionRow, DeviceRow, Enrolment, NewAlert, NewDevice, ReportRow, StoredReport,
+};
 pub use identity::{AuditEvent, GroupRow, UserRow};
 pub use records::{RecordsDb, SqlSession};
 pub use sessions::SessionRow;
@@ -43,6 +47,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0006_contacts",
         include_str!("../migrations/0006_contacts.sql"),
+    ),
+    (
+        "0007_devices",
+        include_str!("../migrations/0007_devices.sql"),
     ),
 ];
 

@@ -1,6 +1,7 @@
 //! `GET /_genkan/contacts`: contact records for administrators and supervisors, searched by
 //! day, agent, queue, outcome and words; `GET /_genkan/contacts.csv` the same search as a CSV
 //! file (UTF-8 with a byte-order mark, for Excel), for groups the policy gives `export`.
+//! Recorded calls show a player for `recordings.rs`.
 
 use std::sync::Arc;
 
@@ -193,8 +194,16 @@ async fn search_page(
             } else {
                 format!("{} ({})", escape(&row.customer_name), escape(&row.customer_address))
             };
+            // A recorded call plays in the page (the route checks `recording_playback`).
+            let audio = match &row.recording {
+                Some(_) => format!(
+                    "<br><audio controls preload=\"none\" src=\"/_genkan/contacts/{}/recording\"></audio>",
+                    row.id
+                ),
+                None => String::new(),
+            };
             format!(
-                "<tr><td>{}</td><td>{}</td><td>{customer}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}{audio}</td><td>{customer}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(&shown_time(&row.initiated_at)),
                 escape(&row.channel),
                 escape(row.agent.as_deref().unwrap_or("")),

@@ -29,6 +29,9 @@ const HISTORY: u32 = 20;
 const PAST_TRANSCRIPT_LINES: usize = 100;
 
 mod new_customer;
+mod voice;
+
+pub use voice::{CallRecord, VoiceCommand};
 
 /// Where contact records go and come from.
 pub trait ContactLog: Send + Sync + 'static {
@@ -120,6 +123,7 @@ enum Work {
         contact: ContactId,
         created: Result<FoundCustomer, String>,
     },
+    Voice(voice::VoiceWork),
 }
 
 /// What a lookup found.
@@ -180,6 +184,7 @@ impl ContactCenter {
             transcripts: HashMap::new(),
             found: HashMap::new(),
             blank: HashMap::new(),
+            voice: voice::VoiceHook::default(),
         };
         tokio::spawn(state.run(work));
         Ok(handle)
@@ -231,8 +236,8 @@ impl ContactCenter {
         (contact, messages)
     }
 
-    /// A call comes in from `from` (until the voice issue lands, only the test-only endpoint
-    /// and tests place calls: what the flow says is not heard by anyone).
+    /// A call comes in from `from` (the voice adapter's trunk calls, the test-only endpoint
+    /// and tests; what the flow says is not yet heard by the caller).
     pub fn start_call(&self, from: &str) -> ContactId {
         let contact = ContactId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let _ = self.inbox.send(Work::Event(Event::ContactStarted {
@@ -324,6 +329,7 @@ struct Loop {
     found: HashMap<ContactId, (FoundCustomer, Vec<PastContact>)>,
     /// Unknown customers' contacts: the fields of the form that creates their record.
     blank: HashMap<ContactId, Vec<String>>,
+    voice: voice::VoiceHook,
 }
 
 fn past(row: &ContactRow) -> PastContact {
@@ -379,6 +385,7 @@ impl Loop {
     fn handle(&mut self, work: Work) {
         match work {
             Work::Event(event) => self.event(event),
+            Work::Voice(work) => self.voice_work(work),
             Work::Snapshot(answer) => {
                 let _ = answer.send(self.snapshot());
             }
@@ -590,6 +597,7 @@ impl Loop {
     }
 
     fn carry_out(&mut self, command: Command) {
+        self.tell_voice(&command);
         match command {
             Command::Say { contact, text } => {
                 self.line(contact, "center", &text);
@@ -753,7 +761,7 @@ impl Loop {
                 .unwrap_or_default(),
             record_id: customer.record_id,
         });
-        let row = ContactRow {
+        let mut row = ContactRow {
             id: i64::try_from(id.0).unwrap_or(i64::MAX),
             channel: match record.channel {
                 Channel::Voice => "voice".into(),
@@ -776,6 +784,7 @@ impl Loop {
             transcript: serde_json::Value::Array(transcript).to_string(),
             recording: None,
         };
+        self.voice_row(&mut row);
         let _ = self.writes.send(Write::Save(Box::new(row)));
     }
 }

@@ -61,6 +61,61 @@ pub struct ConfigFile {
     pub contact: ContactFile,
     /// Virus scanning of request bodies with clamd; without it nothing is scanned.
     pub scan: Option<ScanFile>,
+    /// Enrolled devices (`genkan-agent`) and their compliance; without it genkan asks no
+    /// client for a certificate and enrols nothing.
+    pub devices: Option<DevicesFile>,
+    /// Where device alerts go (e-mail, webhook).
+    #[serde(default)]
+    pub alerts: AlertsFile,
+    /// SIP trunks, agents' SIP phones, RTP and call recording; without it genkan takes no calls.
+    pub voice: Option<super::VoiceFile>,
+}
+
+/// `[devices]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevicesFile {
+    /// How often agents report. Default `"5m"`. A device whose last report is older than three
+    /// intervals counts as not compliant.
+    pub report_interval: Option<String>,
+    /// Validity of the client certificates issued at enrolment. Default `"90d"`.
+    pub certificate_validity: Option<String>,
+    /// Reports older than this are deleted (the device's current state stays). Default `"400d"`.
+    pub report_retention: Option<String>,
+    /// The system disk must be encrypted. Default true.
+    pub require_encryption: Option<bool>,
+    /// An antivirus with real-time protection must be on. Default true.
+    pub require_real_time: Option<bool>,
+    /// Antivirus signatures at most this many days old; 0 turns the rule off. Default 7.
+    pub max_signature_age_days: Option<u32>,
+    /// Let devices with unresolved detections count as compliant. Default false.
+    pub allow_active_threats: Option<bool>,
+}
+
+/// `[alerts]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsFile {
+    /// SMTP server for alert e-mail; without it no e-mail is sent.
+    pub smtp_host: Option<String>,
+    /// SMTP port. Default 587.
+    pub smtp_port: Option<u16>,
+    /// Require STARTTLS (checked against the system's CAs). Default true; `false` only for a
+    /// relay on the same machine.
+    pub smtp_starttls: Option<bool>,
+    /// SMTP user name for AUTH; without it no AUTH is attempted.
+    pub smtp_user: Option<String>,
+    /// SMTP password (prefer `smtp_password_file`).
+    pub smtp_password: Option<String>,
+    /// File holding the SMTP password (relative to this file); one trailing newline is ignored.
+    pub smtp_password_file: Option<PathBuf>,
+    /// Sender address, e.g. `"genkan <genkan@example.jp>"`. Required with `smtp_host`.
+    pub mail_from: Option<String>,
+    /// Recipients. Required with `smtp_host`.
+    #[serde(default)]
+    pub mail_to: Vec<String>,
+    /// URL that receives each alert as a JSON `POST`.
+    pub webhook_url: Option<String>,
 }
 
 /// `[scan]`

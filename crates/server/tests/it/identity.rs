@@ -12,24 +12,24 @@ use http_body_util::Full;
 use crate::harness::{Genkan, eventually, request, send_https};
 use crate::upstream::Iis6;
 
-const GENKAN: &str = env!("CARGO_BIN_EXE_genkan");
-const PASSWORD: &str = "a long enough password";
+pub const GENKAN: &str = env!("CARGO_BIN_EXE_genkan");
+pub const PASSWORD: &str = "a long enough password";
 
 /// A client that keeps cookies like a browser (per name, last value wins).
-struct Browser<'a> {
+pub struct Browser<'a> {
     genkan: &'a Genkan,
-    cookies: BTreeMap<String, String>,
+    pub cookies: BTreeMap<String, String>,
 }
 
 impl<'a> Browser<'a> {
-    fn new(genkan: &'a Genkan) -> Self {
+    pub fn new(genkan: &'a Genkan) -> Self {
         Self {
             genkan,
             cookies: BTreeMap::new(),
         }
     }
 
-    async fn send(
+    pub async fn send(
         &mut self,
         method: &str,
         path: &str,
@@ -75,7 +75,7 @@ impl<'a> Browser<'a> {
     }
 
     /// The value of a hidden form field of a page.
-    fn field(page: &http::Response<Bytes>, name: &str) -> String {
+    pub fn field(page: &http::Response<Bytes>, name: &str) -> String {
         let text = String::from_utf8_lossy(page.body());
         let marker = format!("name=\"{name}\" value=\"");
         let Some(at) = text.find(&marker) else {
@@ -89,11 +89,11 @@ impl<'a> Browser<'a> {
     }
 
     /// The hidden `csrf` value of a form page.
-    fn csrf(page: &http::Response<Bytes>) -> String {
+    pub fn csrf(page: &http::Response<Bytes>) -> String {
         Self::field(page, "csrf")
     }
 
-    async fn sign_in(&mut self, user: &str, password: &str) -> http::Response<Bytes> {
+    pub async fn sign_in(&mut self, user: &str, password: &str) -> http::Response<Bytes> {
         let form_page = self.send("GET", "/_genkan/login", None).await;
         let csrf = Self::csrf(&form_page);
         let form = format!(
@@ -104,7 +104,7 @@ impl<'a> Browser<'a> {
     }
 }
 
-fn add_user(genkan: &Genkan, name: &str, groups: &[&str], password: Option<&str>) -> String {
+pub fn add_user(genkan: &Genkan, name: &str, groups: &[&str], password: Option<&str>) -> String {
     use std::io::Write;
     let config = genkan.dir.0.join("genkan.toml");
     let mut command = Command::new(GENKAN);
@@ -138,7 +138,7 @@ fn add_user(genkan: &Genkan, name: &str, groups: &[&str], password: Option<&str>
         .map_or_else(|| password.unwrap_or_default().to_owned(), str::to_owned)
 }
 
-fn audit_kinds(genkan: &Genkan) -> Vec<String> {
+pub fn audit_kinds(genkan: &Genkan) -> Vec<String> {
     let output = Command::new(GENKAN)
         .args(["audit", "--config"])
         .arg(genkan.dir.0.join("genkan.toml"))

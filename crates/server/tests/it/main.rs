@@ -1,5 +1,5 @@
 //! genkan's integration tests: the whole server on loopback against real peers
-//! (an IIS6-like upstream, curl, openssl, testssl.sh, the genkan binary itself).
+//! (an IIS6-like upstream, curl, openssl, testssl.sh, sipp, the genkan binary itself).
 
 // Test helpers are `pub` for their sibling modules; nothing outside this binary sees them.
 #![allow(unreachable_pub)]
@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod contact_center;
+mod devices;
 mod harness;
 mod identity;
 mod limits;
@@ -17,4 +18,5 @@ mod records_cli;
 mod tls;
 mod upload_scan;
 mod upstream;
+mod voice;
 mod webhook;

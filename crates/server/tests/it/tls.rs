@@ -160,15 +160,19 @@ fn is_scanner_connect_problem(finding: &serde_json::Value) -> bool {
 async fn testssl_finds_nothing_of_severity_low_or_above() {
     let genkan = Genkan::start("").await;
     // testssl itself sometimes cannot connect for one of its checks when the machine is busy
-    // (a WARN "connect problem", about the scanner, not the server). Such a run is repeated
-    // once; any finding of severity LOW or above fails at once.
+    // (a WARN "connect problem", about the scanner, not the server). Such a run is repeated,
+    // up to three runs in all (two in a row were seen on a loaded machine); any finding of
+    // severity LOW or above fails at once.
     let mut findings = run_testssl(&genkan, 1).await;
-    if bad(&findings)
-        .iter()
-        .all(|finding| is_scanner_connect_problem(finding))
-        && !bad(&findings).is_empty()
-    {
-        findings = run_testssl(&genkan, 2).await;
+    for attempt in 2..=3 {
+        let only_connect_problems = !bad(&findings).is_empty()
+            && bad(&findings)
+                .iter()
+                .all(|finding| is_scanner_connect_problem(finding));
+        if !only_connect_problems {
+            break;
+        }
+        findings = run_testssl(&genkan, attempt).await;
     }
     let bad = bad(&findings);
     assert!(bad.is_empty(), "testssl findings: {bad:#?}");

@@ -1,0 +1,124 @@
+//! The voice path: a thin async adapter around the pure `sip` and `media` cores.
+//!
+//! One task (the switch, `switch.rs`) owns the SIP socket (UDP; TCP connections are framed
+//! by `tcp.rs` and their messages passed to it), feeds every message and timer to
+//! `sip::Transactions`, keeps the registrar of agents' SIP phones, checks carrier
+//! trunks (source allowlist and digest), and acts as a back-to-back user agent (`calls.rs`):
+//! a trunk call becomes a voice contact of the contact center; when the center offers it to
+//! an agent with a registered phone, genkan calls the phone and bridges the two legs. Each
+//! answered call's media runs in a task of its own (`media.rs`) around `media::Bridge`,
+//! recording both legs into one stereo WAV (`recording.rs`).
+//!
+//! The center reaches the switch through `center::runtime::VoiceCommand`s (offer, withdrawn,
+//! ended…); the switch reaches the center through its events (`Accept`, `Reject`,
+//! `CustomerLeft`, `AgentEnded`) and `CallRecord`s.
+//!
+//! Not yet: calling phones over TCP, TLS, the browser softphone, announcements, DTMF input,
+//! re-INVITE for hold.
+
+mod calls;
+mod media;
+mod recording;
+mod registrar;
+mod switch;
+mod tcp;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc::unbounded_channel;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::center::runtime::ContactCenter;
+use crate::config::VoiceSettings;
+
+/// A bound SIP listener, ready to run.
+pub struct Voice {
+    switch: switch::Switch,
+    commands: tokio::sync::mpsc::UnboundedReceiver<crate::center::runtime::VoiceCommand>,
+    listener: TcpListener,
+    /// Where SIP is received.
+    pub sip_addr: SocketAddr,
+    /// Where recordings are written (`<data_dir>/recordings`).
+    pub recordings: std::path::PathBuf,
+}
+
+impl Voice {
+    /// Binds the SIP socket, prepares the recordings folder (repairing what a crash left
+    /// unfinished) and attaches to the contact center.
+    pub async fn bind(
+        settings: &VoiceSettings,
+        center: Arc<ContactCenter>,
+        data_dir: &Path,
+    ) -> Result<Self> {
+        let socket = UdpSocket::bind(settings.sip_listen)
+            .await
+            .with_context(|| {
+                format!("voice.sip_listen: cannot listen on {}", settings.sip_listen)
+            })?;
+        let sip_addr = socket.local_addr()?;
+        // TCP on the same address and port number.
+        let listener = TcpListener::bind(sip_addr)
+            .await
+            .with_context(|| format!("voice.sip_listen: cannot listen on {sip_addr} (TCP)"))?;
+        let (recordings, repaired) = recording::prepare(data_dir)?;
+        if repaired > 0 {
+            tracing::warn!(
+                repaired,
+                "recordings left unfinished by a stop were repaired"
+            );
+        }
+        let (adapter, commands) = unbounded_channel();
+        center.attach_voice(adapter);
+        let switch = switch::Switch::new(
+            settings.clone(),
+            socket,
+            sip_addr,
+            center,
+            recordings.clone(),
+        )?;
+        tracing::info!(%sip_addr, "SIP listening (UDP and TCP)");
+        Ok(Self {
+            switch,
+            commands,
+            listener,
+            sip_addr,
+            recordings,
+        })
+    }
+
+    /// Runs the switch until shutdown.
+    pub fn spawn(self, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+        let (streams, stream_events) = unbounded_channel();
+        tokio::spawn(tcp::accept(self.listener, streams));
+        tokio::spawn(self.switch.run(self.commands, stream_events, shutdown))
+    }
+}
+
+/// Random bytes for tags, branches, Call-IDs, nonces, SSRCs.
+fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No OS randomness: the clock's nanoseconds keep identifiers unique, which is what
+        // tags and branches need (nonces stay unforgeable through their HMAC).
+        let nanos = crate::clock::system_now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos());
+        for (byte, source) in bytes.iter_mut().zip(nanos.to_le_bytes().iter().cycle()) {
+            *byte = *source;
+        }
+    }
+    bytes
+}
+
+/// A random token in hex, for tags, branches and Call-IDs.
+fn token() -> String {
+    random::<8>()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}

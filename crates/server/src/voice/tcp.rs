@@ -1,0 +1,119 @@
+//! SIP over TCP: an accept loop and one task per connection that frames the byte stream
+//! with `sip::frame` and hands whole messages to the switch, which answers on the same
+//! connection through the writer it was given.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sip::{Frame, Limits};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+
+/// Connections open at once; more are closed at once.
+const MAX_CONNECTIONS: usize = 1024;
+/// A connection that sends nothing (not even a CRLF keep-alive) for this long is closed.
+const IDLE: Duration = Duration::from_secs(300);
+
+/// What the connections tell the switch.
+pub(crate) enum StreamEvent {
+    /// A peer connected; what is sent on `writer` goes out on its connection.
+    Opened {
+        peer: SocketAddr,
+        writer: UnboundedSender<Vec<u8>>,
+    },
+    /// One framed message.
+    Message { peer: SocketAddr, bytes: Vec<u8> },
+    /// The stream cannot be framed any more (no Content-Length, too large): answer if the
+    /// head is readable; the connection is closed after.
+    Unframeable {
+        peer: SocketAddr,
+        bytes: Vec<u8>,
+        error: sip::Error,
+    },
+    /// The connection is gone.
+    Closed { peer: SocketAddr },
+}
+
+/// Accepts connections until the switch stops listening.
+pub(crate) async fn accept(listener: TcpListener, events: UnboundedSender<StreamEvent>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                        tracing::warn!(%peer, "too many SIP TCP connections; closing a new one");
+                        continue;
+                    };
+                    let events = events.clone();
+                    tokio::spawn(async move {
+                        connection(stream, peer, events).await;
+                        drop(slot);
+                    });
+                }
+                Err(error) => tracing::debug!(%error, "SIP TCP accept failed"),
+            },
+            () = events.closed() => return,
+        }
+    }
+}
+
+async fn connection(stream: TcpStream, peer: SocketAddr, events: UnboundedSender<StreamEvent>) {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let (outgoing, mut queued) = unbounded_channel::<Vec<u8>>();
+    if events
+        .send(StreamEvent::Opened {
+            peer,
+            writer: outgoing,
+        })
+        .is_err()
+    {
+        return;
+    }
+    // The writer ends when the switch drops its sender (after `Closed`), having sent what
+    // was queued.
+    tokio::spawn(async move {
+        while let Some(bytes) = queued.recv().await {
+            if writer.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    let limits = Limits::default();
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 16_384];
+    'read: loop {
+        loop {
+            match sip::frame(&buffer, &limits) {
+                Ok(Frame::Incomplete) => break,
+                Ok(Frame::KeepAlive(len)) => {
+                    buffer.drain(..len.min(buffer.len()));
+                }
+                Ok(Frame::Message(len)) => {
+                    let bytes: Vec<u8> = buffer.drain(..len.min(buffer.len())).collect();
+                    if events.send(StreamEvent::Message { peer, bytes }).is_err() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    let bytes = std::mem::take(&mut buffer);
+                    let _ = events.send(StreamEvent::Unframeable { peer, bytes, error });
+                    break 'read;
+                }
+            }
+        }
+        tokio::select! {
+            read = tokio::time::timeout(IDLE, reader.read(&mut chunk)) => match read {
+                Ok(Ok(0) | Err(_)) | Err(_) => break,
+                Ok(Ok(len)) => buffer.extend_from_slice(&chunk[..len]),
+            },
+            () = events.closed() => return,
+        }
+    }
+    let _ = events.send(StreamEvent::Closed { peer });
+}
