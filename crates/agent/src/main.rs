@@ -23,6 +23,9 @@ mod collect;
 mod enrol;
 mod queue;
 mod run;
+// The service's values are used by the Windows shell only; they are tested everywhere.
+#[cfg_attr(not(windows), allow(dead_code))]
+mod service;
 mod state;
 
 use std::path::PathBuf;
@@ -72,9 +75,31 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// The Windows service: `install` registers it (run as an administrator after `enrol`),
+    /// `run` is what the service manager starts. Elsewhere use systemd or launchd.
+    Service {
+        #[command(subcommand)]
+        action: ServiceAction,
+    },
     /// Print the report the agent would send, as JSON, without sending it.
     Collect {
         /// Where the agent keeps its state (only to include the device id when enrolled).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ServiceAction {
+    /// Register the agent as a service that starts with Windows.
+    Install {
+        /// Where the agent keeps its key, certificate and queue.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+    /// Run under the service manager (the service's own command line).
+    Run {
+        /// Where the agent keeps its key, certificate and queue.
         #[arg(long)]
         state_dir: Option<PathBuf>,
     },
@@ -104,6 +129,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    if let Command::Service { action } = cli.command {
+        return service(action);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -147,6 +175,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             agent.run_forever(&host, run::shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }),
+        // Answered before the runtime starts: the service manager brings its own.
+        Command::Service { .. } => Ok(ExitCode::FAILURE),
         Command::Collect { state_dir } => runtime.block_on(async {
             let state = state::StateDir::new(state_dir.unwrap_or_else(state::default_dir));
             let device_id = state.device().ok().map(|device| device.device_id);
@@ -159,6 +189,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }),
     }
+}
+
+#[cfg(windows)]
+fn service(action: ServiceAction) -> Result<ExitCode> {
+    match action {
+        ServiceAction::Install { state_dir } => {
+            let executable = std::env::current_exe().context("finding this executable")?;
+            let state_dir = state_dir.unwrap_or_else(state::default_dir);
+            service::windows_shell::install(executable, &state_dir)?;
+            tracing::info!("service {} registered", service::SERVICE_NAME);
+        }
+        ServiceAction::Run { state_dir } => {
+            service::windows_shell::run(state_dir.unwrap_or_else(state::default_dir))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(windows))]
+fn service(_action: ServiceAction) -> Result<ExitCode> {
+    anyhow::bail!("{}", service::NOT_WINDOWS)
 }
 
 #[cfg(test)]
