@@ -219,8 +219,13 @@ pub fn refusal_response(headers: &HeaderMap, rule: Option<&str>, reason: &str) -
 <p><a href=\"/_genkan/login\">サインイン / Sign in</a></p></body></html>\n",
         html_escape(reason)
     );
+    html_page(StatusCode::FORBIDDEN, page)
+}
+
+/// One of the gateway's own HTML pages (refusals), never cached.
+pub(crate) fn html_page(status: StatusCode, page: String) -> Response<Body> {
     let mut response = Response::new(full(page));
-    *response.status_mut() = StatusCode::FORBIDDEN;
+    *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),

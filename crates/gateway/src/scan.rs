@@ -12,7 +12,7 @@
 //! scanner is set to fail open, in which case the body is forwarded and a warning logged.
 
 use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -20,7 +20,7 @@ use virus_scan::{Scan, Scanner, Verdict};
 
 use crate::gate::{Gatekeeper, Identity, html_escape, json_error};
 use crate::proxy::RequestBody;
-use crate::{Body, Error, full};
+use crate::{Body, Error};
 
 /// A route's scanner and what to do when it cannot answer.
 #[derive(Debug, Clone)]
@@ -288,21 +288,13 @@ fn notice(
         html_escape(title_en),
         html_escape(&text_en),
     );
-    let mut response = Response::new(full(page));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    crate::gate::html_page(status, page)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     fn text(response: Response<Body>) -> String {
         let runtime = tokio::runtime::Builder::new_current_thread()
