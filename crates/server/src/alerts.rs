@@ -12,6 +12,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use store_sqlite::{AlertRow, NewAlert};
 use tokio::sync::{Notify, watch};
@@ -298,21 +299,37 @@ pub fn backoff(attempts: u32) -> jiff::SignedDuration {
 }
 
 async fn send_mail(smtp: &SmtpSettings, alert: &AlertRow) -> Result<(), String> {
+    send_message(smtp, &alert.subject, &alert.body).await
+}
+
+/// Sends one plain-text e-mail with the configured server, to the configured recipients: the
+/// alerts' way out, and what an administrator's test of the settings uses.
+pub async fn send_message(smtp: &SmtpSettings, subject: &str, body: &str) -> Result<(), String> {
     let mut message = Message::builder()
         .from(smtp.from.clone())
-        .subject(alert.subject.clone())
+        .subject(subject)
         .header(ContentType::TEXT_PLAIN);
     for to in &smtp.to {
         message = message.to(to.clone());
     }
     let message = message
-        .body(alert.body.clone())
+        .body(body.to_owned())
         .map_err(|error| format!("the message cannot be built: {error}"))?;
-    let builder = if smtp.starttls {
-        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
-            .map_err(|error| format!("SMTP server {}: {error}", smtp.host))?
-    } else {
-        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
+    let builder = match (smtp.starttls, &smtp.ca_pem) {
+        (true, None) => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
+            .map_err(|error| format!("SMTP server {}: {error}", smtp.host))?,
+        (true, Some(pem)) => {
+            // STARTTLS required, with the company's CA trusted beside the system's ones.
+            let certificate =
+                Certificate::from_pem(pem).map_err(|error| format!("smtp_ca_file: {error}"))?;
+            let parameters = TlsParameters::builder(smtp.host.clone())
+                .add_root_certificate(certificate)
+                .build_rustls()
+                .map_err(|error| format!("SMTP TLS settings: {error}"))?;
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
+                .tls(Tls::Required(parameters))
+        }
+        (false, _) => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host),
     };
     let mut builder = builder.port(smtp.port).timeout(Some(SEND_TIMEOUT));
     if let Some((user, password)) = &smtp.credentials {

@@ -75,6 +75,8 @@ pub struct SmtpSettings {
     pub starttls: bool,
     /// AUTH user and password, when configured.
     pub credentials: Option<(String, Secret)>,
+    /// A CA certificate (PEM) trusted for the server besides the system's, when configured.
+    pub ca_pem: Option<Vec<u8>>,
     /// Sender.
     pub from: lettre::message::Mailbox,
     /// Recipients.
@@ -221,12 +223,45 @@ pub(super) fn alert_settings(file: AlertsFile, base: &Path) -> Result<AlertSetti
             return Err(ConfigError::new("alerts.smtp_password", "needs smtp_user"));
         }
     };
+    let starttls = file.smtp_starttls.unwrap_or(true);
+    if credentials.is_some() && !starttls {
+        return Err(ConfigError::new(
+            "alerts.smtp_user",
+            "AUTH needs smtp_starttls = true: the password would cross the network in the clear",
+        ));
+    }
+    let ca_pem = match file.smtp_ca_file {
+        None => None,
+        Some(_) if !starttls => {
+            return Err(ConfigError::new(
+                "alerts.smtp_ca_file",
+                "needs smtp_starttls = true (without TLS no certificate is checked)",
+            ));
+        }
+        Some(path) => {
+            let path = base.join(path);
+            let pem = std::fs::read(&path).map_err(|error| {
+                ConfigError::new(
+                    "alerts.smtp_ca_file",
+                    format!("cannot read {}: {error}", path.display()),
+                )
+            })?;
+            lettre::transport::smtp::client::Certificate::from_pem(&pem).map_err(|error| {
+                ConfigError::new(
+                    "alerts.smtp_ca_file",
+                    format!("{} holds no PEM certificate ({error})", path.display()),
+                )
+            })?;
+            Some(pem)
+        }
+    };
     Ok(AlertSettings {
         smtp: Some(SmtpSettings {
             host,
             port: file.smtp_port.unwrap_or(587),
-            starttls: file.smtp_starttls.unwrap_or(true),
+            starttls,
             credentials,
+            ca_pem,
             from,
             to,
         }),

@@ -103,6 +103,9 @@ pub struct AlertsFile {
     /// Require STARTTLS (checked against the system's CAs). Default true; `false` only for a
     /// relay on the same machine.
     pub smtp_starttls: Option<bool>,
+    /// PEM file of a CA to trust for the SMTP server as well as the system's (an office mail
+    /// server with a certificate from the company's own CA), relative to this file.
+    pub smtp_ca_file: Option<PathBuf>,
     /// SMTP user name for AUTH; without it no AUTH is attempted.
     pub smtp_user: Option<String>,
     /// SMTP password (prefer `smtp_password_file`).

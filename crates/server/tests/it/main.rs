@@ -6,6 +6,7 @@
 // A failed set-up step in a helper should stop the test on the spot, like an assertion.
 #![allow(clippy::unwrap_used)]
 
+mod alerts;
 mod contact_center;
 mod devices;
 mod harness;
