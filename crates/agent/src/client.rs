@@ -110,6 +110,13 @@ impl Identity {
             bail!("the device certificate file holds no certificate");
         }
         let key = PrivateKeyDer::from_pem_slice(key_pem).context("reading the device key")?;
+        // A certificate for another key would only fail later, in every handshake.
+        rustls::sign::CertifiedKey::from_der(
+            chain.clone(),
+            key.clone_key(),
+            &rustls::crypto::ring::default_provider(),
+        )
+        .context("the device certificate is not for the device's key")?;
         Ok(Self { chain, key })
     }
 }

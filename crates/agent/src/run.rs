@@ -23,9 +23,21 @@ const MAX_INTERVAL_SECONDS: u32 = 86_400;
 /// An enrolled agent, holding the state directory's lock while it lives.
 pub(crate) struct Agent {
     device: Device,
-    client: Client,
+    state: StateDir,
+    /// Replaced when genkan renews the device's certificate; cloned out before any await.
+    client: std::sync::RwLock<std::sync::Arc<Client>>,
     queue: Queue,
     _lock: File,
+}
+
+/// The HTTPS client with the device's current certificate and key from the state directory.
+fn client_for(state: &StateDir, device: &Device) -> Result<Client> {
+    let server = ServerAddress::parse(&device.server)?;
+    let roots = trust_anchors(state)?;
+    let cert = state.read_text("cert.pem")?;
+    let key = state.read_text("key.pem")?;
+    let identity = Identity::from_pem(cert.as_bytes(), key.as_bytes())?;
+    Client::new(server, roots, Some(identity))
 }
 
 /// What one delivery attempt did.
@@ -48,19 +60,37 @@ impl Agent {
     pub(crate) fn load(state: &StateDir) -> Result<Self> {
         let device = state.device()?;
         let lock = state.lock()?;
-        let server = ServerAddress::parse(&device.server)?;
-        let roots = trust_anchors(state)?;
-        let cert = state.read_text("cert.pem")?;
-        let key = state.read_text("key.pem")?;
-        let identity = Identity::from_pem(cert.as_bytes(), key.as_bytes())?;
-        let client = Client::new(server, roots, Some(identity))?;
+        let client = client_for(state, &device)?;
         let queue = queue::open_in(state.root())?;
         Ok(Self {
             device,
-            client,
+            state: state.clone(),
+            client: std::sync::RwLock::new(std::sync::Arc::new(client)),
             queue,
             _lock: lock,
         })
+    }
+
+    fn current_client(&self) -> std::sync::Arc<Client> {
+        match self.client.read() {
+            Ok(client) => std::sync::Arc::clone(&client),
+            Err(poisoned) => std::sync::Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Checks that the renewed certificate goes with the device's key, stores it (atomically)
+    /// and uses it from the next connection on.
+    fn take_renewed_certificate(&self, pem: &str) -> Result<()> {
+        let key = self.state.read_text("key.pem")?;
+        Identity::from_pem(pem.as_bytes(), key.as_bytes())
+            .context("the renewed certificate does not go with this device's key")?;
+        self.state.write_private("cert.pem", pem.as_bytes())?;
+        let client = client_for(&self.state, &self.device)?;
+        match self.client.write() {
+            Ok(mut current) => *current = std::sync::Arc::new(client),
+            Err(poisoned) => *poisoned.into_inner() = std::sync::Arc::new(client),
+        }
+        Ok(())
     }
 
     pub(crate) fn device_id(&self) -> &str {
@@ -98,7 +128,7 @@ impl Agent {
             }
             let mut open = match reusable {
                 Some(open) => open,
-                None => match self.client.connect().await {
+                None => match self.current_client().connect().await {
                     Ok(fresh) => fresh,
                     Err(error) => {
                         delivery.error = Some(format!("{error:#}"));
@@ -114,10 +144,22 @@ impl Agent {
                     self.queue.remove(entry)?;
                     delivery.sent += 1;
                     // An answer without the expected body still means delivered.
-                    delivery.next_report_seconds =
-                        serde_json::from_slice::<ReportAccepted>(&answer.body)
-                            .ok()
-                            .map(|accepted| accepted.next_report_seconds);
+                    let accepted = serde_json::from_slice::<ReportAccepted>(&answer.body).ok();
+                    delivery.next_report_seconds = accepted
+                        .as_ref()
+                        .map(|accepted| accepted.next_report_seconds);
+                    if let Some(pem) =
+                        accepted.and_then(|accepted| accepted.renewed_certificate_pem)
+                    {
+                        // Kept for the next connection; the old one stays valid until genkan
+                        // sees the new one, so a failure here costs nothing but a retry.
+                        match self.take_renewed_certificate(&pem) {
+                            Ok(()) => tracing::info!("genkan renewed this device's certificate"),
+                            Err(error) => {
+                                tracing::warn!("the renewed certificate was not kept: {error:#}");
+                            }
+                        }
+                    }
                 }
                 Ok(answer) if is_malformed(answer.status) => {
                     let kept = self.queue.reject(entry)?;

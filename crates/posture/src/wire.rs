@@ -190,6 +190,10 @@ pub struct ReportAccepted {
     /// When the agent should report next, in seconds from now.
     #[serde(default = "default_interval")]
     pub next_report_seconds: u32,
+    /// A new client certificate (PEM) for the device's key, sent when the current one nears its
+    /// end: the agent uses it from its next request on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewed_certificate_pem: Option<String>,
 }
 
 fn default_interval() -> u32 {

@@ -417,24 +417,77 @@ async fn report(
         return error(StatusCode::BAD_REQUEST, "GK-DEV-002", "not a report");
     };
     let worker = Arc::clone(&devices);
-    let stored = tokio::task::spawn_blocking(move || worker.store(&device, &report))
-        .await
-        .unwrap_or_else(|error| Err(anyhow::anyhow!("storing stopped: {error}")));
-    if let Err(cause) = stored {
-        tracing::error!("report not stored: {cause:#}");
-        // Not 4xx: the agent keeps the report and sends it again.
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "GK-DEV-004",
-            "try again later",
-        );
-    }
+    let stored = tokio::task::spawn_blocking(move || {
+        worker.store(&device, &report)?;
+        Ok(match worker.renewal(&device, &certificate) {
+            Ok(renewed) => renewed,
+            Err(cause) => {
+                // The report is stored; the certificate is renewed at a later report.
+                tracing::warn!(device = %device.id, "device certificate not renewed: {cause:#}");
+                None
+            }
+        })
+    })
+    .await
+    .unwrap_or_else(|error| Err(anyhow::anyhow!("storing stopped: {error}")));
+    let renewed_certificate_pem = match stored {
+        Ok(renewed) => renewed,
+        Err(cause) => {
+            tracing::error!("report not stored: {cause:#}");
+            // Not 4xx: the agent keeps the report and sends it again.
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "GK-DEV-004",
+                "try again later",
+            );
+        }
+    };
     json(&ReportAccepted {
         next_report_seconds: interval_seconds(&devices.settings.load()),
+        renewed_certificate_pem,
     })
 }
 
 impl Devices {
+    /// A device that shows its renewed certificate has it made its only one; a device whose
+    /// certificate has less than a third of its validity left gets a new one for the same key
+    /// (the same one again at every report until it shows it, in case it could not keep it).
+    fn renewal(
+        &self,
+        device: &store_sqlite::DeviceRow,
+        presented: &[u8],
+    ) -> anyhow::Result<Option<String>> {
+        let database = self.auth.database()?;
+        let presented_sha256 = sha256_hex(presented);
+        if presented_sha256 != device.certificate_sha256 {
+            database.promote_device_certificate(&device.id, &presented_sha256)?;
+            return Ok(None);
+        }
+        let validity = self.settings.load().certificate_validity;
+        let now = clock::utc_now();
+        let ends: chrono::DateTime<chrono::Utc> =
+            device.certificate_not_after.parse().map_err(|error| {
+                anyhow::anyhow!("the stored certificate end cannot be read: {error}")
+            })?;
+        let left = (ends - now).to_std().unwrap_or_default();
+        if left > validity / 3 {
+            return Ok(None);
+        }
+        if let Some(pem) = &device.next_certificate_pem {
+            // Issued before and not shown yet (the answer was lost, or not kept): the same one.
+            return Ok(Some(pem.clone()));
+        }
+        let issued = self.ca.renew(presented, &device.id, now, validity)?;
+        database.set_next_device_certificate(
+            &device.id,
+            &sha256_hex(&issued.der),
+            &chrono_text(issued.not_after),
+            &issued.pem,
+        )?;
+        tracing::info!(device = %device.id, "device certificate renewed");
+        Ok(Some(issued.pem))
+    }
+
     /// Judges and stores one report, and raises the alerts it calls for.
     fn store(&self, device: &store_sqlite::DeviceRow, report: &Report) -> anyhow::Result<()> {
         let settings = self.settings.load();

@@ -52,6 +52,12 @@ pub struct DeviceRow {
     pub owner: String,
     /// SHA-256 of its certificate, hex.
     pub certificate_sha256: String,
+    /// When that certificate ends (RFC 3339 UTC).
+    pub certificate_not_after: String,
+    /// A renewed certificate the device has been given but not shown yet, if any.
+    pub next_certificate_sha256: Option<String>,
+    /// That certificate (PEM), sent again until the device shows it.
+    pub next_certificate_pem: Option<String>,
     /// Host name (from the latest report).
     pub hostname: String,
     /// OS family.
@@ -183,7 +189,8 @@ pub struct AlertRow {
 }
 
 const DEVICE_COLUMNS: &str = "d.id, u.name, d.certificate_sha256, d.hostname, d.os_family, d.os_name, \
-     d.os_version, d.enrolled_at, d.revoked_at, d.last_seen_at, d.last_collected_at, d.compliant, d.failures";
+     d.os_version, d.enrolled_at, d.revoked_at, d.last_seen_at, d.last_collected_at, d.compliant, d.failures, \
+     d.certificate_not_after, d.next_certificate_sha256, d.next_certificate_pem";
 
 fn read_device(row: &Row<'_>) -> rusqlite::Result<DeviceRow> {
     Ok(DeviceRow {
@@ -200,6 +207,9 @@ fn read_device(row: &Row<'_>) -> rusqlite::Result<DeviceRow> {
         last_collected_at: row.get(10)?,
         compliant: row.get(11)?,
         failures: row.get(12)?,
+        certificate_not_after: row.get(13)?,
+        next_certificate_sha256: row.get(14)?,
+        next_certificate_pem: row.get(15)?,
     })
 }
 
@@ -309,7 +319,7 @@ impl Database {
     pub fn device_by_certificate(&self, sha256: &str) -> Result<Option<DeviceRow>, Error> {
         let sql = format!(
             "SELECT {DEVICE_COLUMNS} FROM devices d JOIN users u ON u.id = d.owner_id \
-             WHERE d.certificate_sha256 = ?1"
+             WHERE d.certificate_sha256 = ?1 OR d.next_certificate_sha256 = ?1"
         );
         Ok(self
             .connection
@@ -327,6 +337,35 @@ impl Database {
         let mut statement = self.connection.prepare(&sql)?;
         let rows = statement.query_map([], read_device)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records a renewed certificate given to a device; its current one stays valid until the
+    /// device shows the new one ([`Self::promote_device_certificate`]).
+    pub fn set_next_device_certificate(
+        &self,
+        id: &str,
+        sha256: &str,
+        not_after: &str,
+        pem: &str,
+    ) -> Result<(), Error> {
+        self.connection.execute(
+            "UPDATE devices SET next_certificate_sha256 = ?2, next_certificate_not_after = ?3, \
+             next_certificate_pem = ?4 WHERE id = ?1",
+            params![id, sha256, not_after, pem],
+        )?;
+        Ok(())
+    }
+
+    /// The device showed its renewed certificate: from now on only that one is its own.
+    pub fn promote_device_certificate(&self, id: &str, sha256: &str) -> Result<bool, Error> {
+        Ok(self.connection.execute(
+            "UPDATE devices SET certificate_sha256 = next_certificate_sha256, \
+             certificate_not_after = next_certificate_not_after, \
+             next_certificate_sha256 = NULL, next_certificate_not_after = NULL, \
+             next_certificate_pem = NULL \
+             WHERE id = ?1 AND next_certificate_sha256 = ?2",
+            params![id, sha256],
+        )? == 1)
     }
 
     /// Revokes a device; `false` when there is no such device or it was revoked already.
@@ -624,6 +663,26 @@ mod tests {
             "dev-a"
         );
         assert!(db.device_by_certificate("sha-b").unwrap().is_none());
+
+        // Renewal: both certificates are the device's until it shows the new one.
+        db.set_next_device_certificate("dev-a", "sha-a2", "2027-06-01T00:00:00.000Z", "PEM")
+            .unwrap();
+        assert_eq!(
+            db.device_by_certificate("sha-a").unwrap().unwrap().id,
+            "dev-a"
+        );
+        let renewed = db.device_by_certificate("sha-a2").unwrap().unwrap();
+        assert_eq!(renewed.certificate_sha256, "sha-a");
+        assert_eq!(renewed.next_certificate_sha256.as_deref(), Some("sha-a2"));
+        assert!(!db.promote_device_certificate("dev-a", "sha-other").unwrap());
+        assert!(db.promote_device_certificate("dev-a", "sha-a2").unwrap());
+        assert!(
+            db.device_by_certificate("sha-a").unwrap().is_none(),
+            "the old one is no more"
+        );
+        let row = db.device_by_certificate("sha-a2").unwrap().unwrap();
+        assert_eq!(row.certificate_not_after, "2027-06-01T00:00:00.000Z");
+        assert_eq!(row.next_certificate_sha256, None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -52,6 +52,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0007_devices",
         include_str!("../migrations/0007_devices.sql"),
     ),
+    (
+        "0008_device_renewal",
+        include_str!("../migrations/0008_device_renewal.sql"),
+    ),
 ];
 
 /// Everything that can go wrong opening or migrating the database.

@@ -259,6 +259,7 @@ fn report(body: &[u8], books: &Mutex<Books>, peer: Option<Vec<u8>>) -> Response<
     books.accepted.push((device, report));
     let accepted = ReportAccepted {
         next_report_seconds: 60,
+        renewed_certificate_pem: None,
     };
     answer(StatusCode::OK, serde_json::to_vec(&accepted).unwrap())
 }

@@ -121,26 +121,7 @@ impl DeviceCa {
     ) -> Result<Issued> {
         let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)
             .context("the certificate request cannot be read")?;
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, device_id);
-        params.subject_alt_names = vec![SanType::URI(
-            format!("urn:genkan:device:{device_id}").try_into()?,
-        )];
-        // rustls' client verifier refuses a certificate whose usages lack client authentication.
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.is_ca = IsCa::ExplicitNoCa;
-        let mut serial = [0u8; 16];
-        getrandom::fill(&mut serial).map_err(|error| anyhow!("no randomness: {error}"))?;
-        serial[0] &= 0x7f;
-        params.serial_number = Some(SerialNumber::from_slice(&serial));
-        let not_after = now
-            + chrono::Duration::from_std(validity).unwrap_or_else(|_| chrono::Duration::days(90));
-        // An hour back: a device whose clock is a little behind can use it at once.
-        params.not_before = instant!(now - chrono::Duration::hours(1));
-        params.not_after = instant!(not_after);
+        let (params, not_after) = device_params(device_id, now, validity)?;
         csr.params = params;
         let cert = csr
             .signed_by(&self.issuer)
@@ -151,6 +132,61 @@ impl DeviceCa {
             not_after,
         })
     }
+
+    /// A new certificate for the key of a device's current one (`presented`, the DER the
+    /// device showed in its TLS handshake, which has already checked it against this CA):
+    /// the same device, a new validity, so an agent that keeps reporting never runs out.
+    pub fn renew(
+        &self,
+        presented: &[u8],
+        device_id: &str,
+        now: DateTime<Utc>,
+        validity: Duration,
+    ) -> Result<Issued> {
+        let (_, certificate) = x509_parser::parse_x509_certificate(presented)
+            .map_err(|error| anyhow!("the device certificate cannot be read: {error}"))?;
+        let key =
+            rcgen::SubjectPublicKeyInfo::from_der(certificate.tbs_certificate.subject_pki.raw)
+                .context("the device certificate's key cannot be read")?;
+        let (params, not_after) = device_params(device_id, now, validity)?;
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .context("cannot sign the renewed device certificate")?;
+        Ok(Issued {
+            pem: cert.pem(),
+            der: cert.der().to_vec(),
+            not_after,
+        })
+    }
+}
+
+/// What genkan puts in every device certificate, whatever the request asked for.
+fn device_params(
+    device_id: &str,
+    now: DateTime<Utc>,
+    validity: Duration,
+) -> Result<(CertificateParams, DateTime<Utc>)> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, device_id);
+    params.subject_alt_names = vec![SanType::URI(
+        format!("urn:genkan:device:{device_id}").try_into()?,
+    )];
+    // rustls' client verifier refuses a certificate whose usages lack client authentication.
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.is_ca = IsCa::ExplicitNoCa;
+    let mut serial = [0u8; 16];
+    getrandom::fill(&mut serial).map_err(|error| anyhow!("no randomness: {error}"))?;
+    serial[0] &= 0x7f;
+    params.serial_number = Some(SerialNumber::from_slice(&serial));
+    let not_after =
+        now + chrono::Duration::from_std(validity).unwrap_or_else(|_| chrono::Duration::days(90));
+    // An hour back: a device whose clock is a little behind can use it at once.
+    params.not_before = instant!(now - chrono::Duration::hours(1));
+    params.not_after = instant!(not_after);
+    Ok((params, not_after))
 }
 
 #[cfg(test)]

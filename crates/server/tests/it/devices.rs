@@ -175,7 +175,7 @@ fn newer_than(path: &Path, time: std::time::SystemTime) -> bool {
     meta.modified().is_ok_and(|modified| modified > time)
 }
 
-async fn agent(args: &[&str], state: &Path) -> (Option<i32>, String) {
+pub(crate) async fn agent(args: &[&str], state: &Path) -> (Option<i32>, String) {
     let output = tokio::time::timeout(
         Duration::from_secs(120),
         tokio::process::Command::new(agent_binary())
@@ -226,7 +226,7 @@ fn connector(pki: &TestPki, identity: Option<(&[u8], &[u8])>) -> tokio_rustls::T
 }
 
 /// One request over its own connection; `Err` when TLS or HTTP failed.
-async fn send(
+pub(crate) async fn send(
     genkan: &Genkan,
     identity: Option<(&[u8], &[u8])>,
     request: http::Request<Full<Bytes>>,
@@ -256,7 +256,7 @@ async fn send(
         .unwrap_or_else(|_| Err("timed out".into()))
 }
 
-fn post_json(path: &str, body: impl Into<Bytes>) -> http::Request<Full<Bytes>> {
+pub(crate) fn post_json(path: &str, body: impl Into<Bytes>) -> http::Request<Full<Bytes>> {
     request("POST", path)
         .header("content-type", "application/json")
         .body(Full::new(body.into()))
@@ -277,7 +277,7 @@ fn get_with_cookies(path: &str, browser: &Browser<'_>) -> http::Request<Full<Byt
 }
 
 /// A Windows report: compliant, or with the recorded Defender detection of an EICAR file.
-fn windows_report(device_id: &str, with_detection: bool) -> posture::Report {
+pub(crate) fn windows_report(device_id: &str, with_detection: bool) -> posture::Report {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../posture/tests/fixtures/windows");
     let read = |name: &str| std::fs::read_to_string(fixtures.join(name)).unwrap();
     let utc = chrono::FixedOffset::east_opt(0).unwrap();
@@ -312,6 +312,26 @@ fn windows_report(device_id: &str, with_detection: bool) -> posture::Report {
         firewall: Some(true),
         problems: Vec::new(),
     }
+}
+
+/// An enrolment code for `user`, made by a signed-in administrator on the devices page.
+pub(crate) async fn enrolment_code(admin: &mut Browser<'_>, user: &str) -> String {
+    let devices_page = admin.send("GET", "/_genkan/admin/devices", None).await;
+    assert_eq!(devices_page.status(), StatusCode::OK);
+    let csrf = Browser::csrf(&devices_page);
+    let made = admin
+        .send(
+            "POST",
+            "/_genkan/admin/devices/code",
+            Some(&format!("csrf={csrf}&user={user}")),
+        )
+        .await;
+    let page = String::from_utf8_lossy(made.body()).into_owned();
+    page.split("id=\"enrolment-code\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap_or_else(|| panic!("no code on the page: {page}"))
+        .to_owned()
 }
 
 fn alerts_of_kind(genkan: &Genkan, kind: &str) -> usize {
@@ -350,21 +370,7 @@ async fn agents_enrol_report_and_decide_access_and_detections_are_alerted_once()
     admin.sign_in("kanri", PASSWORD).await;
     let devices_page = admin.send("GET", "/_genkan/admin/devices", None).await;
     assert_eq!(devices_page.status(), StatusCode::OK);
-    let csrf = Browser::csrf(&devices_page);
-    let made = admin
-        .send(
-            "POST",
-            "/_genkan/admin/devices/code",
-            Some(&format!("csrf={csrf}&user=yamada")),
-        )
-        .await;
-    let page = String::from_utf8_lossy(made.body()).into_owned();
-    let code = page
-        .split("id=\"enrolment-code\">")
-        .nth(1)
-        .and_then(|rest| rest.split('<').next())
-        .unwrap_or_else(|| panic!("no code on the page: {page}"))
-        .to_owned();
+    let code = enrolment_code(&mut admin, "yamada").await;
     let forged = admin
         .send(
             "POST",

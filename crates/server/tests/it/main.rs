@@ -8,6 +8,7 @@
 
 mod alerts;
 mod contact_center;
+mod device_renewal;
 mod devices;
 mod harness;
 mod identity;
