@@ -13,11 +13,14 @@
 //! ended…); the switch reaches the center through its events (`Accept`, `Reject`,
 //! `CustomerLeft`, `AgentEnded`) and `CallRecord`s.
 //!
-//! Not yet: calling phones over TCP, TLS, the browser softphone, announcements, DTMF input,
-//! re-INVITE for hold.
+//! The flow's say and get-input blocks answer the carrier and play WAV prompts (`prompts.rs`,
+//! `calls/announce.rs`); the caller's RFC 4733 keys go back to the center as `Input`.
+//!
+//! Not yet: calling phones over TCP, TLS, the browser softphone, re-INVITE for hold.
 
 mod calls;
 mod media;
+mod prompts;
 mod recording;
 mod registrar;
 mod switch;
@@ -80,6 +83,7 @@ impl Voice {
             sip_addr,
             center,
             recordings.clone(),
+            prompts::Prompts::load(settings, data_dir),
         )?;
         tracing::info!(%sip_addr, "SIP listening (UDP and TCP)");
         Ok(Self {

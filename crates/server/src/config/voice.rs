@@ -22,6 +22,13 @@ pub struct VoiceFile {
     pub public_address: Option<String>,
     /// Record calls (stereo WAV under the data directory). Default true.
     pub recordings: Option<bool>,
+    /// Folder of WAV prompts, relative to the data directory unless absolute. Default
+    /// `"prompts"`.
+    pub prompts: Option<String>,
+    /// `[voice.prompt_files]`: what the flow says (a say or get-input block's text) → WAV file
+    /// in `prompts`.
+    #[serde(default)]
+    pub prompt_files: std::collections::BTreeMap<String, String>,
     /// `[[voice.trunk]]` tables: carriers whose calls are taken.
     #[serde(default, rename = "trunk")]
     pub trunks: Vec<TrunkFile>,
@@ -137,6 +144,10 @@ pub struct VoiceSettings {
     pub public_address: IpAddr,
     /// Whether calls are recorded unless the flow says otherwise.
     pub recordings: bool,
+    /// The prompts folder as written (resolved against the data directory at start).
+    pub prompts: std::path::PathBuf,
+    /// Text → WAV file name in the prompts folder.
+    pub prompt_files: std::collections::BTreeMap<String, String>,
     /// Carrier trunks.
     pub trunks: Vec<TrunkSettings>,
     /// Agents' SIP phones.
@@ -274,6 +285,8 @@ pub(super) fn voice_settings(
         rtp_ports,
         public_address,
         recordings: file.recordings.unwrap_or(true),
+        prompts: file.prompts.unwrap_or_else(|| "prompts".into()).into(),
+        prompt_files: file.prompt_files,
         trunks,
         sip_agents,
     }))

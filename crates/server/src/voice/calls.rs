@@ -22,6 +22,8 @@ use super::{random, token};
 use crate::center::runtime::{CallRecord, VoiceCommand};
 use crate::clock;
 
+mod announce;
+
 /// One call through genkan.
 pub(crate) struct Call {
     contact: ContactId,
@@ -36,14 +38,19 @@ pub(crate) struct Call {
     trunk_answer: sdp::Answer,
     /// Once answered, the carrier leg's dialog.
     trunk_dialog: Option<Dialog>,
-    /// RTP sockets (carrier leg, phone leg) until the media task takes them.
-    sockets: Option<(UdpSocket, UdpSocket)>,
+    /// RTP sockets of the carrier leg and the phone leg until the media task takes them.
+    customer_socket: Option<UdpSocket>,
+    phone_socket: Option<UdpSocket>,
     phone_port: u16,
     session_id: u64,
     phone: Option<PhoneLeg>,
     media: Option<MediaHandle>,
     recording: bool,
     details: BTreeMap<String, String>,
+    /// When the prompts queued for the caller will have played (the center's hang-up waits).
+    prompt_until: Option<std::time::Instant>,
+    /// The queued prompt asks for a key: the flow's next words cut it short.
+    asking: bool,
 }
 
 /// genkan's call to an agent's phone.
@@ -129,12 +136,15 @@ impl Switch {
             trunk_tag: token(),
             trunk_answer: answer,
             trunk_dialog: None,
-            sockets: Some((customer_socket, phone_socket)),
+            customer_socket: Some(customer_socket),
+            phone_socket: Some(phone_socket),
             session_id,
             phone: None,
             media: None,
             recording: self.settings.recordings,
             details,
+            prompt_until: None,
+            asking: false,
         };
         self.calls.insert(contact, call);
         Vec::new()
@@ -195,22 +205,15 @@ impl Switch {
             VoiceCommand::Offer { contact, agent } => self.ring(contact, &agent),
             VoiceCommand::Withdrawn { contact, agent } => self.withdraw(contact, &agent),
             VoiceCommand::Connect { .. } => Vec::new(),
-            VoiceCommand::Say { contact, .. } => {
-                if self.calls.contains_key(&contact) {
-                    tracing::debug!(%contact, "announcements are not played on calls yet");
-                }
-                Vec::new()
-            }
+            VoiceCommand::Say { contact, text } => self.say(contact, &text, false),
+            VoiceCommand::AskInput { contact, prompt } => self.say(contact, &prompt, true),
             VoiceCommand::Recording { contact, on } => {
                 if let Some(call) = self.calls.get_mut(&contact) {
                     call.recording = on;
                 }
                 Vec::new()
             }
-            VoiceCommand::Ended { contact } => match self.calls.remove(&contact) {
-                Some(call) => self.finish(call, Ending::Center),
-                None => Vec::new(),
-            },
+            VoiceCommand::Ended { contact } => self.center_ended(contact),
         };
         self.drive(outputs);
     }
@@ -357,6 +360,11 @@ impl Switch {
                 phone.ringing = true;
                 call.details
                     .insert("call.ringing_at".into(), clock::utc_now_text());
+                // A carrier answered for the flow's prompts is past ringing (its INVITE
+                // transaction has its final response; a 180 now would be out of place).
+                if call.trunk_dialog.is_some() {
+                    return Vec::new();
+                }
                 let ringing = sip::response_to(&call.trunk_invite, 180, "Ringing")
                     .with_to_tag(&call.trunk_tag);
                 let trunk = call.trunk_transaction;
@@ -393,11 +401,6 @@ impl Switch {
     /// The phone answered: acknowledge it, answer the carrier, bridge the media.
     fn answered(&mut self, contact: ContactId, response: &Response) -> Vec<Output> {
         let via = self.via(Transport::Udp);
-        let trunk_transport = self
-            .calls
-            .get(&contact)
-            .map_or(Transport::Udp, |call| call.trunk_transport);
-        let our_contact = self.our_contact(trunk_transport);
         let Some(call) = self.calls.get_mut(&contact) else {
             return Vec::new();
         };
@@ -432,34 +435,27 @@ impl Switch {
         };
         call.details
             .insert("call.answered_at".into(), clock::utc_now_text());
-        let mut ok = sip::response_to(&call.trunk_invite, 200, "OK").with_to_tag(&call.trunk_tag);
-        ok.headers.contact = vec![our_contact];
-        ok.headers.content_type = Some("application/sdp".into());
-        ok.body = call.trunk_answer.sdp.clone().into_bytes();
-        call.trunk_dialog = Dialog::as_uas(&call.trunk_invite, &ok).ok();
-        if let Some((customer_socket, phone_socket)) = call.sockets.take() {
-            let customer = Leg {
-                socket: customer_socket,
-                remote: SocketAddr::new(
-                    call.trunk_answer.remote.address,
-                    call.trunk_answer.remote.port,
-                ),
-                config: leg_config(call.trunk_answer.codec, call.trunk_answer.telephone_event),
-            };
+        let phone_socket = call.phone_socket.take();
+        let recording = call
+            .recording
+            .then(|| (self.recordings.clone(), call.contact.0));
+        // The carrier may have been answered already, for the flow's prompts.
+        let outputs = self.answer_trunk(contact);
+        if let (Some(call), Some(socket)) = (self.calls.get_mut(&contact), phone_socket) {
             let codec = remote.codecs.first().copied().unwrap_or(Codec::Pcmu);
             let agent_leg = Leg {
-                socket: phone_socket,
+                socket,
                 remote: SocketAddr::new(remote.address, remote.port),
                 config: leg_config(codec, remote.telephone_event),
             };
-            let recording = call
-                .recording
-                .then(|| (self.recordings.clone(), call.contact.0));
-            call.media = Some(super::media::start(customer, agent_leg, recording));
+            call.prompt_until = None;
+            call.asking = false;
+            if let Some(media) = &call.media {
+                media.connect_agent(agent_leg, recording);
+            }
         }
-        let trunk = call.trunk_transaction;
         self.center.event(Event::Accept { agent, contact });
-        self.respond(trunk, ok)
+        outputs
     }
 
     /// BYE from either leg.
@@ -697,13 +693,17 @@ fn host(ip: IpAddr) -> String {
     }
 }
 
+fn media_codec(codec: Codec) -> media::Codec {
+    match codec {
+        Codec::Pcmu => media::Codec::Pcmu,
+        Codec::Pcma => media::Codec::Pcma,
+    }
+}
+
 fn leg_config(codec: Codec, telephone_event: Option<u8>) -> LegConfig {
     let [a, b, c, d, e, f, g, h, ..] = random::<10>();
     LegConfig {
-        codec: match codec {
-            Codec::Pcmu => media::Codec::Pcmu,
-            Codec::Pcma => media::Codec::Pcma,
-        },
+        codec: media_codec(codec),
         telephone_event,
         ssrc: u32::from_be_bytes([a, b, c, d]),
         first_sequence: u16::from_be_bytes([e, f]) & 0x7fff,

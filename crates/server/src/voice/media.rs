@@ -1,19 +1,25 @@
 //! The media of one answered call: a task that owns the call's two RTP sockets (the carrier
 //! leg and the phone leg) and its `media::Bridge`, feeds it every datagram, sends what each
-//! 20 ms tick gives each leg, and hands the heard frames to the recording.
+//! 20 ms tick gives each leg, and hands the heard frames to the recording. The task starts
+//! when the carrier leg is answered (the flow's first prompt, or the agent's answer); the
+//! phone leg joins when the agent's phone answers, and the recording starts then.
 //!
 //! Port pairs come from `[voice] rtp_ports`; each call takes two consecutive free ports.
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use media::{Bridge, LegConfig, LegStats, Side};
+use contact::{ContactId, Event};
+use media::{Bridge, Digit, FRAME_SAMPLES, LegConfig, LegStats, Side};
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::sync::oneshot;
 
 use super::recording::CallRecording;
+use crate::center::runtime::ContactCenter;
 use crate::clock;
 
 /// Hands out RTP sockets from the configured range, round robin.
@@ -75,9 +81,20 @@ pub(crate) struct MediaSummary {
     pub(crate) recording: Option<(String, Duration)>,
 }
 
+/// What the switch asks of a running media task.
+enum Control {
+    /// Queue prompt frames (in the customer leg's codec) for the caller.
+    Play(Vec<[u8; FRAME_SAMPLES]>),
+    /// Drop whatever prompt is still queued.
+    StopPrompt,
+    /// The agent's phone answered: bridge it, and record from now on when asked to.
+    Agent(Leg, Option<(PathBuf, u64)>),
+}
+
 /// The running media of a call. Dropping it stops the media too.
 pub(crate) struct MediaHandle {
     stop: Option<oneshot::Sender<()>>,
+    control: UnboundedSender<Control>,
     done: oneshot::Receiver<MediaSummary>,
 }
 
@@ -89,49 +106,104 @@ impl MediaHandle {
         }
         self.done
     }
+
+    /// Plays a prompt to the caller after whatever is queued.
+    pub(crate) fn play(&self, frames: Vec<[u8; FRAME_SAMPLES]>) {
+        let _ = self.control.send(Control::Play(frames));
+    }
+
+    /// Cuts the caller's prompt short.
+    pub(crate) fn stop_prompt(&self) {
+        let _ = self.control.send(Control::StopPrompt);
+    }
+
+    /// Bridges the agent's leg in (the caller's prompt stops).
+    pub(crate) fn connect_agent(&self, agent: Leg, recording: Option<(PathBuf, u64)>) {
+        let _ = self.control.send(Control::Agent(agent, recording));
+    }
 }
 
-/// Starts the media task of an answered call. `recording` names the folder and contact when
-/// the call is recorded.
-pub(crate) fn start(customer: Leg, agent: Leg, recording: Option<(PathBuf, u64)>) -> MediaHandle {
+/// Starts the media task of an answered carrier leg. Until an agent's leg is bridged in,
+/// the caller hears prompts (or silence) and their keys go to the center as `Input`.
+pub(crate) fn start(customer: Leg, contact: ContactId, center: Arc<ContactCenter>) -> MediaHandle {
     let (stop, stopped) = oneshot::channel();
     let (finished, done) = oneshot::channel();
+    let (control, controls) = unbounded_channel();
     tokio::spawn(async move {
-        let summary = run(customer, agent, recording, stopped).await;
+        let summary = run(customer, contact, center, controls, stopped).await;
         let _ = finished.send(summary);
     });
     MediaHandle {
         stop: Some(stop),
+        control,
         done,
     }
 }
 
 async fn run(
     customer: Leg,
-    agent: Leg,
-    recording: Option<(PathBuf, u64)>,
+    contact: ContactId,
+    center: Arc<ContactCenter>,
+    mut controls: UnboundedReceiver<Control>,
     mut stopped: oneshot::Receiver<()>,
 ) -> MediaSummary {
-    let mut bridge = Bridge::new(clock::instant_now());
+    let started = clock::instant_now();
+    let mut bridge = Bridge::new(started);
     bridge.add_leg(Side::Customer, customer.config);
-    bridge.add_leg(Side::Agent, agent.config);
-    let mut recording = recording.and_then(|(dir, contact)| {
-        CallRecording::create(&dir, contact)
-            .inspect_err(|error| tracing::error!(contact, "cannot record the call: {error:#}"))
-            .ok()
-    });
+    let mut agent: Option<Leg> = None;
+    let mut recording: Option<(CallRecording, Duration)> = None;
     let mut customer_buffer = vec![0u8; 2048];
     let mut agent_buffer = vec![0u8; 2048];
+    // A key pressed while no agent is on the line answers the flow's question; once the
+    // agent is bridged, keys are the conversation's business, not the flow's.
+    let key = |bridge: &mut Bridge, agent: &Option<Leg>, digit: Digit| {
+        bridge.stop_prompt(Side::Customer);
+        if agent.is_none() {
+            tracing::debug!(%contact, "caller pressed a key");
+            center.event(Event::Input {
+                contact,
+                value: digit.key.to_string(),
+            });
+        }
+    };
     loop {
         let tick = tokio::time::Instant::from_std(bridge.next_tick());
+        let agent_received = async {
+            match &agent {
+                Some(leg) => leg.socket.recv_from(&mut agent_buffer).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = &mut stopped => break,
+            Some(control) = controls.recv() => match control {
+                Control::Play(frames) => bridge.play(Side::Customer, frames),
+                Control::StopPrompt => bridge.stop_prompt(Side::Customer),
+                Control::Agent(leg, record) => {
+                    bridge.stop_prompt(Side::Customer);
+                    bridge.add_leg(Side::Agent, leg.config);
+                    agent = Some(leg);
+                    // The recording starts with the conversation, at the next tick's slot.
+                    let offset = bridge.next_tick().saturating_duration_since(started);
+                    recording = record.and_then(|(dir, contact)| {
+                        CallRecording::create(&dir, contact)
+                            .inspect_err(|error| {
+                                tracing::error!(contact, "cannot record the call: {error:#}");
+                            })
+                            .ok()
+                    })
+                    .map(|file| (file, offset));
+                }
+            },
             received = customer.socket.recv_from(&mut customer_buffer) => {
-                if let Ok((len, _)) = received {
-                    bridge.receive(Side::Customer, &customer_buffer[..len], clock::instant_now());
+                if let Ok((len, _)) = received
+                    && let Some(digit) =
+                        bridge.receive(Side::Customer, &customer_buffer[..len], clock::instant_now())
+                {
+                    key(&mut bridge, &agent, digit);
                 }
             }
-            received = agent.socket.recv_from(&mut agent_buffer) => {
+            received = agent_received => {
                 if let Ok((len, _)) = received {
                     bridge.receive(Side::Agent, &agent_buffer[..len], clock::instant_now());
                 }
@@ -143,13 +215,20 @@ async fn run(
                     let tick = bridge.tick(now);
                     for (side, packet) in &tick.send {
                         let leg = match side {
-                            Side::Customer => &customer,
-                            Side::Agent => &agent,
+                            Side::Customer => Some(&customer),
+                            Side::Agent => agent.as_ref(),
                         };
-                        let _ = leg.socket.try_send_to(packet, leg.remote);
+                        if let Some(leg) = leg {
+                            let _ = leg.socket.try_send_to(packet, leg.remote);
+                        }
                     }
-                    if let Some(file) = &mut recording
-                        && let Err(error) = file.push(tick.at, &tick.heard)
+                    for (side, digit) in tick.digits {
+                        if side == Side::Customer {
+                            key(&mut bridge, &agent, digit);
+                        }
+                    }
+                    if let Some((file, offset)) = &mut recording
+                        && let Err(error) = file.push(tick.at.saturating_sub(*offset), &tick.heard)
                     {
                         tracing::error!("recording stopped: {error:#}");
                         recording = None;
@@ -158,7 +237,7 @@ async fn run(
             }
         }
     }
-    let recording = recording.and_then(|file| {
+    let recording = recording.and_then(|(file, _)| {
         file.finish()
             .inspect_err(|error| tracing::error!("cannot finish a recording: {error:#}"))
             .ok()

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use super::calls::Call;
 use super::media::RtpPorts;
+use super::prompts::Prompts;
 use super::registrar::{MAX_EXPIRES, MIN_EXPIRES, Registrar};
 use super::tcp::StreamEvent;
 use super::{random, token};
@@ -52,6 +53,11 @@ pub(crate) struct Switch {
     pub(super) abandoned: BTreeMap<TransactionId, (Request, SocketAddr)>,
     /// Open TCP connections by peer: where to write what goes to them.
     connections: BTreeMap<SocketAddr, UnboundedSender<Vec<u8>>>,
+    /// The flow's prompts, decoded.
+    pub(super) prompts: Prompts,
+    /// Calls whose hang-up waited for a prompt to end come back through here.
+    pub(super) wake: UnboundedSender<ContactId>,
+    woken: Option<UnboundedReceiver<ContactId>>,
 }
 
 impl Switch {
@@ -61,7 +67,9 @@ impl Switch {
         bound: SocketAddr,
         center: Arc<ContactCenter>,
         recordings: PathBuf,
+        prompts: Prompts,
     ) -> anyhow::Result<Self> {
+        let (wake, woken) = tokio::sync::mpsc::unbounded_channel();
         let ports = RtpPorts::new(settings.sip_listen.ip(), settings.rtp_ports.clone());
         // The nonce key must be unguessable: no OS randomness, no voice.
         let mut secret = [0u8; 32];
@@ -82,6 +90,9 @@ impl Switch {
             by_transaction: BTreeMap::new(),
             abandoned: BTreeMap::new(),
             connections: BTreeMap::new(),
+            prompts,
+            wake,
+            woken: Some(woken),
         })
     }
 
@@ -94,6 +105,9 @@ impl Switch {
     ) {
         let mut buffer = vec![0u8; 65_536];
         let mut sweep = tokio::time::interval(Duration::from_secs(10));
+        let Some(mut woken) = self.woken.take() else {
+            return;
+        };
         loop {
             let timer = self.transactions.next_timer();
             let timer_due = async {
@@ -109,6 +123,7 @@ impl Switch {
                 },
                 Some(command) = commands.recv() => self.command(command),
                 Some(event) = streams.recv() => self.stream_event(event),
+                Some(contact) = woken.recv() => self.prompt_played(contact),
                 () = timer_due => {
                     let outputs = self.transactions.timer(clock::instant_now());
                     self.drive(outputs);

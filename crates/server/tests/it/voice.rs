@@ -26,13 +26,18 @@ fn free_udp_port() -> u16 {
 /// A contact center with agent1 and a `[voice]` section: calls from 127.0.0.1 need nothing,
 /// calls from 127.0.0.3 need digest credentials, nobody else may call.
 async fn start(sip: u16, rtp: &str) -> Genkan {
+    start_with(sip, rtp, "", "").await
+}
+
+/// `start`, with lines added to `[contact]` and to `[voice]`.
+async fn start_with(sip: u16, rtp: &str, contact: &str, voice: &str) -> Genkan {
     Genkan::start(&format!(
         "[identity]\ntotp_required_groups = []\n\
          [policy.capabilities]\nadmin = [\"admin\", \"recording_playback\"]\nsupervisor = []\n\
-         [contact]\n[[contact.queue]]\nname = \"support\"\n\
+         [contact]\n{contact}[[contact.queue]]\nname = \"support\"\n\
          [[contact.agent]]\nname = \"agent1\"\nqueues = [\"support\"]\n\
          [[contact.agent]]\nname = \"agent2\"\nqueues = [\"support\"]\n\
-         [voice]\nsip_listen = \"127.0.0.1:{sip}\"\nrtp_ports = \"{rtp}\"\n\
+         [voice]\nsip_listen = \"127.0.0.1:{sip}\"\nrtp_ports = \"{rtp}\"\n{voice}\
          [[voice.trunk]]\nname = \"carrier\"\nallow = [\"127.0.0.1/32\"]\n\
          [[voice.trunk]]\nname = \"secured\"\nallow = [\"127.0.0.3\"]\nusername = \"carrier\"\n\
          password = \"{TRUNK_PASSWORD}\"\n\
@@ -545,8 +550,9 @@ async fn strangers_and_wrong_credentials_are_refused_and_malformed_messages_get_
         &format!("{sdp_header}{right}"),
         &offer(local),
     );
+    // Admitted: the seed's "nobody available" is played, which answers the call.
     let answer = final_response(&secured, server, &invite).await;
-    assert_eq!(status(&answer), "480", "{answer}");
+    assert_eq!(status(&answer), "200", "{answer}");
     let row = newest_contact(&genkan).await;
     assert_eq!(row.outcome, "NoAgentAvailable");
 
@@ -571,4 +577,285 @@ async fn strangers_and_wrong_credentials_are_refused_and_malformed_messages_get_
     let answer = final_response(&phone, server, &register(9, &wrong)).await;
     assert_eq!(status(&answer), "403", "{answer}");
     genkan.shutdown().await;
+}
+
+/// A folder of its own for flow files and prompts, which must exist before genkan starts
+/// (the harness makes genkan's folder as it starts it).
+fn assets(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("genkan-it-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A 16-bit mono WAV at 16 kHz (so the prompt goes through the resampler) of a tone.
+fn write_wav(path: &Path, hz: f64, seconds: f64) {
+    let rate = 16_000u32;
+    let samples: Vec<u8> = (0..(f64::from(rate) * seconds) as u32)
+        .flat_map(|n| {
+            let phase = f64::from(n) * 2.0 * std::f64::consts::PI * hz / f64::from(rate);
+            ((phase.sin() * 10_000.0) as i16).to_le_bytes()
+        })
+        .collect();
+    let mut wav = Vec::new();
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + samples.len() as u32).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&rate.to_le_bytes());
+    wav.extend_from_slice(&(rate * 2).to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(samples.len() as u32).to_le_bytes());
+    wav.extend_from_slice(&samples);
+    std::fs::write(path, wav).unwrap();
+}
+
+/// The carrier's signalling (sipp, `trunk_ivr.xml`) with its SDP pointing at `rtp`, a socket
+/// the test holds.
+fn ivr_caller(dir: &Path, sip: u16, rtp: &UdpSocket) -> Child {
+    let rtp_port = rtp.local_addr().unwrap().port();
+    let args: Vec<String> = [
+        format!("127.0.0.1:{sip}"),
+        "-sf".into(),
+        scenario("trunk_ivr.xml"),
+        "-i".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        free_udp_port().to_string(),
+        "-mi".into(),
+        "127.0.0.1".into(),
+        "-mp".into(),
+        free_udp_port().to_string(),
+        "-m".into(),
+        "1".into(),
+        "-key".into(),
+        "rtp_port".into(),
+        rtp_port.to_string(),
+    ]
+    .into();
+    sipp(dir, "trunk", &args)
+}
+
+/// What the caller heard from genkan.
+#[derive(Debug, Default)]
+struct Heard {
+    packets: u32,
+    /// Packets with audio well above silence.
+    loud: u32,
+    /// From the first loud packet's arrival to the last's.
+    loud_span: Duration,
+}
+
+/// Listens on the caller's RTP socket until genkan has sent nothing for a second (its
+/// media stops at the BYE). When `key` is given, presses it (RFC 4733, payload type 101)
+/// as soon as the first loud packet arrives, to genkan's RTP port (where that packet came
+/// from).
+async fn listen(socket: &UdpSocket, key: Option<char>) -> Heard {
+    let mut heard = Heard::default();
+    let mut first_loud = None;
+    let mut buffer = [0u8; 2048];
+    let mut key = key;
+    loop {
+        let wait = if heard.packets == 0 { 15 } else { 1 };
+        let Ok(received) =
+            tokio::time::timeout(Duration::from_secs(wait), socket.recv_from(&mut buffer)).await
+        else {
+            return heard;
+        };
+        let (len, from) = received.unwrap();
+        let Ok(media::Datagram::Rtp(packet)) = media::demux(&buffer[..len]) else {
+            continue;
+        };
+        heard.packets += 1;
+        let loud = packet.header.payload_type == 0
+            && packet
+                .payload
+                .iter()
+                .any(|code| media::Codec::Pcmu.decode(*code).unsigned_abs() > 2000);
+        if !loud {
+            continue;
+        }
+        heard.loud += 1;
+        let now = tokio::time::Instant::now();
+        let first = *first_loud.get_or_insert(now);
+        heard.loud_span = now - first;
+        if let Some(key) = key.take() {
+            let header = media::RtpHeader::new(101, 1000, 160_000, 0x1234_5678);
+            let (packets, _) =
+                media::dtmf::key_packets(key, Duration::from_millis(100), 10, &header).unwrap();
+            for packet in packets {
+                socket.send_to(&packet, from).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_nobody_can_take_hears_the_announcement_then_genkan_hangs_up() {
+    let prompts = assets("nobody");
+    write_wav(&prompts.join("nobody.wav"), 600.0, 1.5);
+    let sip = free_udp_port();
+    let voice = format!("prompts = \"{}\"\n", prompts.display());
+    let genkan = start_with(sip, "41300-41399", "", &voice).await;
+    let dir = work_dir(&genkan);
+
+    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut carrier = ivr_caller(&dir, sip, &rtp);
+    let heard = listen(&rtp, None).await;
+    // sipp succeeds only when genkan answered with telephone-event and then sent BYE.
+    succeeds(&mut carrier, &dir, "trunk").await;
+    // 1.5 s of prompt is 75 packets; the media stops at the BYE, so hearing (nearly) all of
+    // them means the BYE waited for the prompt.
+    assert!(
+        (70..=80).contains(&heard.loud),
+        "the caller heard {heard:?}"
+    );
+    assert!(
+        heard.loud_span >= Duration::from_millis(1300),
+        "the caller heard {heard:?}"
+    );
+    let row = newest_contact(&genkan).await;
+    assert_eq!(row.channel, "voice");
+    assert_eq!(row.outcome, "NoAgentAvailable");
+    genkan.shutdown().await;
+    let _ = std::fs::remove_dir_all(&prompts);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_the_caller_presses_takes_the_flows_branch() {
+    let assets = assets("menu");
+    let menu_text = "ご用件の番号を押してください";
+    std::fs::write(
+        assets.join("menu.toml"),
+        format!(
+            "name = \"menu\"\nstart = \"ask\"\n\
+             [blocks.ask]\ntype = \"get_input\"\nprompt = \"{menu_text}\"\n\
+             choices = {{ \"1\" = \"billing\", \"2\" = \"other\" }}\ntimeout_seconds = 10\n\
+             no_match = \"other\"\n\
+             [blocks.billing]\ntype = \"set_attribute\"\nkey = \"menu\"\nvalue = \"billing\"\n\
+             next = \"thanks\"\n\
+             [blocks.thanks]\ntype = \"say\"\ntext = \"請求の担当からご連絡します。\"\nnext = \"end\"\n\
+             [blocks.other]\ntype = \"say\"\ntext = \"ウェブサイトをご覧ください。\"\nnext = \"end\"\n\
+             [blocks.end]\ntype = \"disconnect\"\n"
+        ),
+    )
+    .unwrap();
+    // Four seconds of menu, so a key pressed at its start must cut it short.
+    write_wav(&assets.join("menu.wav"), 500.0, 4.0);
+    let sip = free_udp_port();
+    let contact = format!(
+        "flows = [\"{}\"]\nmain_flow = \"menu\"\n",
+        assets.join("menu.toml").display()
+    );
+    let voice = format!(
+        "prompts = \"{}\"\n[voice.prompt_files]\n\"{menu_text}\" = \"menu.wav\"\n",
+        assets.display()
+    );
+    let genkan = start_with(sip, "41400-41499", &contact, &voice).await;
+    let dir = work_dir(&genkan);
+
+    let mut ids = Vec::new();
+    for key in ['1', '2'] {
+        let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut carrier = ivr_caller(&dir, sip, &rtp);
+        let heard = listen(&rtp, Some(key)).await;
+        succeeds(&mut carrier, &dir, "trunk").await;
+        // The menu's first packets and the 0.5 s tone of the answer (no WAV for it): far
+        // less than the menu's 200 packets, so the key stopped the menu.
+        assert!(
+            (20..120).contains(&heard.loud),
+            "key {key}: the caller heard {heard:?}"
+        );
+        let mut row = None;
+        let stored = eventually(Duration::from_secs(10), || {
+            let db = database(&genkan);
+            let id = db.last_contact_id().unwrap_or(0);
+            row = db
+                .contact(id)
+                .ok()
+                .flatten()
+                .filter(|row| !ids.contains(&row.id));
+            row.is_some()
+        })
+        .await;
+        assert!(stored, "key {key}: no new contact record");
+        let row = row.unwrap();
+        ids.push(row.id);
+        let attributes: serde_json::Value = serde_json::from_str(&row.attributes).unwrap();
+        let expected = if key == '1' {
+            serde_json::json!("billing")
+        } else {
+            serde_json::Value::Null
+        };
+        assert_eq!(attributes["menu"], expected, "key {key}: {attributes}");
+    }
+    genkan.shutdown().await;
+    let _ = std::fs::remove_dir_all(&assets);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_greeted_first_is_then_bridged_to_the_agent_and_recorded_from_the_answer() {
+    let assets = assets("welcome");
+    let welcome = "お電話ありがとうございます。";
+    std::fs::write(
+        assets.join("welcome.toml"),
+        format!(
+            "name = \"welcome\"\nstart = \"greet\"\n\
+             [blocks.greet]\ntype = \"say\"\ntext = \"{welcome}\"\nnext = \"queue\"\n\
+             [blocks.queue]\ntype = \"transfer_to_queue\"\nqueue = \"support\"\nnobody = \"end\"\n\
+             [blocks.end]\ntype = \"disconnect\"\n"
+        ),
+    )
+    .unwrap();
+    write_wav(&assets.join("welcome.wav"), 700.0, 1.0);
+    let sip = free_udp_port();
+    let contact = format!(
+        "flows = [\"{}\"]\nmain_flow = \"welcome\"\n",
+        assets.join("welcome.toml").display()
+    );
+    let voice = format!(
+        "prompts = \"{}\"\n[voice.prompt_files]\n\"{welcome}\" = \"welcome.wav\"\n",
+        assets.display()
+    );
+    let genkan = start_with(sip, "41500-41599", &contact, &voice).await;
+    let dir = work_dir(&genkan);
+    write_tone(&dir);
+    let phone_port = free_udp_port();
+    let mut phone = phone(&dir, "agent_answers.xml", phone_port, free_udp_port());
+    let mut registration = register(&dir, "agent1", sip, phone_port, PHONE_PASSWORD);
+    succeeds(&mut registration, &dir, "register-agent1").await;
+
+    // The carrier is answered at the greeting; the phone is rung and answers meanwhile, and
+    // its leg must join the media already running for the carrier.
+    let mut carrier = trunk(&dir, "trunk_call.xml", sip, 4000);
+    succeeds(&mut carrier, &dir, "trunk").await;
+    succeeds(&mut phone, &dir, "phone").await;
+
+    let row = newest_contact(&genkan).await;
+    assert_eq!(row.agent.as_deref(), Some("agent1"));
+    assert_eq!(row.outcome, "Completed");
+    let attributes: serde_json::Value = serde_json::from_str(&row.attributes).unwrap();
+    let received = |side: &str| -> u64 {
+        attributes[format!("call.{side}.packets_received")]
+            .as_str()
+            .unwrap_or("0")
+            .parse()
+            .unwrap()
+    };
+    // The carrier's three seconds of tone reached genkan and, echoed by the phone, came back.
+    assert!(received("customer") >= 140, "{attributes}");
+    assert!(received("agent") >= 100, "{attributes}");
+    let name = row.recording.expect("the call was recorded");
+    let wav = std::fs::read(genkan.dir.0.join("data/recordings").join(&name)).unwrap();
+    let data_len = u32::from_le_bytes([wav[40], wav[41], wav[42], wav[43]]) as usize;
+    let seconds = data_len as f64 / 4.0 / 8000.0;
+    // From the phone's answer to the BYE: the 4 s hold, less the ringing.
+    assert!((2.5..5.0).contains(&seconds), "recorded {seconds} s");
+    genkan.shutdown().await;
+    let _ = std::fs::remove_dir_all(&assets);
 }

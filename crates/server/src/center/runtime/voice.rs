@@ -46,6 +46,13 @@ pub enum VoiceCommand {
         /// What it says.
         text: String,
     },
+    /// The flow asks the caller for a key (one key per choice).
+    AskInput {
+        /// The call.
+        contact: ContactId,
+        /// What it asks.
+        prompt: String,
+    },
     /// The flow turned recording on or off.
     Recording {
         /// The call.
@@ -138,6 +145,12 @@ impl Loop {
             Command::Say { contact, text } if is_voice(*contact) => VoiceCommand::Say {
                 contact: *contact,
                 text: text.clone(),
+            },
+            Command::AskInput {
+                contact, prompt, ..
+            } if is_voice(*contact) => VoiceCommand::AskInput {
+                contact: *contact,
+                prompt: prompt.clone(),
             },
             Command::SetRecording { contact, on } if is_voice(*contact) => {
                 VoiceCommand::Recording {
