@@ -3,7 +3,7 @@
 
 use http::StatusCode;
 
-use crate::devices::{agent, enrolment_code, post_json, send, windows_report};
+use crate::devices::{agent, enrol, enrolment_code, post_json, send, windows_report};
 use crate::harness::{Genkan, TempDir};
 use crate::identity::{Browser, PASSWORD, add_user};
 
@@ -35,21 +35,7 @@ async fn a_certificate_near_its_end_is_renewed_and_the_old_one_retired() {
     admin.sign_in("kanri", PASSWORD).await;
     let code = enrolment_code(&mut admin, "yamada").await;
     let state = TempDir::new("agent-renewal");
-    let server = format!("https://127.0.0.1:{}", genkan.https.port());
-    let ca_file = genkan.pki.ca_path.display().to_string();
-    let (status, output) = agent(
-        &[
-            "enrol",
-            "--server",
-            &server,
-            "--code",
-            &code,
-            "--ca-file",
-            &ca_file,
-        ],
-        &state.0,
-    )
-    .await;
+    let (status, output) = enrol(&genkan, &code, &state).await;
     assert_eq!(status, Some(0), "enrolment failed: {output}");
     let first = std::fs::read(state.0.join("cert.pem")).unwrap();
     let key = std::fs::read(state.0.join("key.pem")).unwrap();

@@ -314,6 +314,25 @@ pub(crate) fn windows_report(device_id: &str, with_detection: bool) -> posture::
     }
 }
 
+/// `genkan-agent enrol` with `code` against this genkan (trusting its test CA), into `state`.
+pub(crate) async fn enrol(genkan: &Genkan, code: &str, state: &TempDir) -> (Option<i32>, String) {
+    let server = format!("https://127.0.0.1:{}", genkan.https.port());
+    let ca_file = genkan.pki.ca_path.display().to_string();
+    agent(
+        &[
+            "enrol",
+            "--server",
+            &server,
+            "--code",
+            code,
+            "--ca-file",
+            &ca_file,
+        ],
+        &state.0,
+    )
+    .await
+}
+
 /// An enrolment code for `user`, made by a signed-in administrator on the devices page.
 pub(crate) async fn enrolment_code(admin: &mut Browser<'_>, user: &str) -> String {
     let devices_page = admin.send("GET", "/_genkan/admin/devices", None).await;
@@ -386,21 +405,7 @@ async fn agents_enrol_report_and_decide_access_and_detections_are_alerted_once()
 
     // The real agent enrols with it, and reports what this machine looks like.
     let state = TempDir::new("agent");
-    let server = format!("https://127.0.0.1:{}", genkan.https.port());
-    let ca_file = genkan.pki.ca_path.display().to_string();
-    let (status, output) = agent(
-        &[
-            "enrol",
-            "--server",
-            &server,
-            "--code",
-            &code,
-            "--ca-file",
-            &ca_file,
-        ],
-        &state.0,
-    )
-    .await;
+    let (status, output) = enrol(&genkan, &code, &state).await;
     assert_eq!(status, Some(0), "enrolment failed: {output}");
     let device: serde_json::Value =
         serde_json::from_slice(&std::fs::read(state.0.join("device.json")).unwrap()).unwrap();
@@ -411,19 +416,7 @@ async fn agents_enrol_report_and_decide_access_and_detections_are_alerted_once()
 
     // The same code again is refused, and so recorded.
     let replay_state = TempDir::new("agent-replay");
-    let (status, output) = agent(
-        &[
-            "enrol",
-            "--server",
-            &server,
-            "--code",
-            &code,
-            "--ca-file",
-            &ca_file,
-        ],
-        &replay_state.0,
-    )
-    .await;
+    let (status, output) = enrol(&genkan, &code, &replay_state).await;
     assert_ne!(status, Some(0), "a used code enrolled again: {output}");
     assert!(output.contains("403"), "{output}");
     assert!(!replay_state.0.join("device.json").exists());
