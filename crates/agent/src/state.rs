@@ -237,12 +237,21 @@ mod tests {
         // Other tests in this binary start processes; a child forked while the lock file was
         // open shares its lock until its exec closes the (close-on-exec) descriptor, so the
         // lock may come free a moment after the drop.
+        // So when it is refused, wait (bounded) for the lock to come free, then take it again.
         let mut relocked = state.lock();
-        for _ in 0..100 {
+        for _ in 0..10 {
             if relocked.is_ok() {
                 break;
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            let file = File::open(state.path("agent.lock")).unwrap();
+            let (free, freed) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = free.send(file.lock().map(|()| file));
+            });
+            let waited = freed
+                .recv_timeout(std::time::Duration::from_secs(2))
+                .expect("the lock came free within 2 s");
+            drop(waited);
             relocked = state.lock();
         }
         relocked.unwrap();
