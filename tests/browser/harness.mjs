@@ -55,8 +55,8 @@ export async function startGenkan(extra, prepare = () => {}) {
   return { child, port, dir, config, cli, origin: `https://localhost:${port}` };
 }
 
-/** Debian's Chromium, headless, with the flags this closed network needs. */
-export async function launchBrowser() {
+/** Debian's Chromium, headless, with the flags this closed network needs (and `extra`). */
+export async function launchBrowser(extra = []) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     headless: true,
@@ -68,6 +68,7 @@ export async function launchBrowser() {
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
+      ...extra,
     ],
   });
 }

@@ -151,6 +151,7 @@ pub async fn start(config: Config) -> Result<Running> {
         contact_center,
         devices.clone(),
         voice.as_ref().map(|voice| voice.recordings.clone()),
+        voice.as_ref().map(|voice| voice.softphones.clone()),
     );
     let door = FrontDoor::new(
         settings,
@@ -430,6 +431,7 @@ fn built_in_apps(
     )>,
     devices: Option<Arc<devices::Devices>>,
     recordings: Option<PathBuf>,
+    softphones: Option<voice::Softphones>,
 ) -> LocalApp {
     let mut router = pages::router(Arc::clone(&auth));
     if let Some(devices) = devices {
@@ -450,7 +452,12 @@ fn built_in_apps(
                 Arc::clone(&running),
                 Arc::clone(&settings),
             ))
-            .merge(center::web::router(running, Arc::clone(&auth), settings));
+            .merge(center::web::router(
+                running,
+                Arc::clone(&auth),
+                settings,
+                softphones,
+            ));
         if let Some(recordings) = recordings {
             router = router.merge(center::recordings::router(auth, recordings));
         }

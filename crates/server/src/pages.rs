@@ -287,7 +287,7 @@ td.actions button{{padding:.2rem .5rem;font-size:.85rem;margin:0 .2rem .2rem 0}}
     html_response(
         status,
         html,
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'self'",
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; media-src 'self'; form-action 'self'; frame-ancestors 'self'",
     )
 }
 

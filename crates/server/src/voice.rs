@@ -16,15 +16,22 @@
 //! The flow's say and get-input blocks answer the carrier and play WAV prompts (`prompts.rs`,
 //! `calls/announce.rs`); the caller's RFC 4733 keys go back to the center as `Input`.
 //!
-//! Not yet: calling phones over TCP, TLS, the browser softphone, re-INVITE for hold.
+//! Agents without a SIP phone answer in the browser: `softphone.rs` keeps one WebRTC
+//! connection per agent's desk (str0m, one UDP socket for all of them), and an accepted call
+//! is bridged to it like a phone leg.
+//!
+//! Not yet: calling phones over TCP, TLS, re-INVITE for hold.
 
 mod calls;
 mod media;
 mod prompts;
 mod recording;
 mod registrar;
+mod softphone;
 mod switch;
 mod tcp;
+
+pub use softphone::{OfferRefused, Softphones};
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -44,6 +51,11 @@ pub struct Voice {
     switch: switch::Switch,
     commands: tokio::sync::mpsc::UnboundedReceiver<crate::center::runtime::VoiceCommand>,
     listener: TcpListener,
+    webrtc: softphone::WebRtc,
+    webrtc_requests: tokio::sync::mpsc::UnboundedReceiver<softphone::Request>,
+    softphones_gone: tokio::sync::mpsc::UnboundedReceiver<(String, contact::ContactId)>,
+    /// The browser softphones, for the desk.
+    pub softphones: Softphones,
     /// Where SIP is received.
     pub sip_addr: SocketAddr,
     /// Where recordings are written (`<data_dir>/recordings`).
@@ -75,6 +87,8 @@ impl Voice {
                 "recordings left unfinished by a stop were repaired"
             );
         }
+        let (softphones, webrtc, webrtc_requests, softphones_gone) =
+            softphone::bind(settings.webrtc_listen, settings.public_address).await?;
         let (adapter, commands) = unbounded_channel();
         center.attach_voice(adapter);
         let switch = switch::Switch::new(
@@ -84,12 +98,17 @@ impl Voice {
             center,
             recordings.clone(),
             prompts::Prompts::load(settings, data_dir),
+            softphones.clone(),
         )?;
         tracing::info!(%sip_addr, "SIP listening (UDP and TCP)");
         Ok(Self {
             switch,
             commands,
             listener,
+            webrtc,
+            webrtc_requests,
+            softphones_gone,
+            softphones,
             sip_addr,
             recordings,
         })
@@ -99,7 +118,11 @@ impl Voice {
     pub fn spawn(self, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
         let (streams, stream_events) = unbounded_channel();
         tokio::spawn(tcp::accept(self.listener, streams));
-        tokio::spawn(self.switch.run(self.commands, stream_events, shutdown))
+        tokio::spawn(self.webrtc.run(self.webrtc_requests, shutdown.clone()));
+        tokio::spawn(
+            self.switch
+                .run(self.commands, stream_events, self.softphones_gone, shutdown),
+        )
     }
 }
 

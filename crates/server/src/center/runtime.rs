@@ -481,6 +481,7 @@ impl Loop {
                 contact,
                 notes,
             } => {
+                self.flush_waiting(contact);
                 let _ = self.writes.send(Write::Notes {
                     id: i64::try_from(contact.0).unwrap_or(i64::MAX),
                     agent: agent.clone(),
@@ -761,7 +762,7 @@ impl Loop {
                 .unwrap_or_default(),
             record_id: customer.record_id,
         });
-        let mut row = ContactRow {
+        let row = ContactRow {
             id: i64::try_from(id.0).unwrap_or(i64::MAX),
             channel: match record.channel {
                 Channel::Voice => "voice".into(),
@@ -784,7 +785,10 @@ impl Loop {
             transcript: serde_json::Value::Array(transcript).to_string(),
             recording: None,
         };
-        self.voice_row(&mut row);
+        self.save_or_wait(row, id);
+    }
+
+    fn save_row(&self, row: ContactRow) {
         let _ = self.writes.send(Write::Save(Box::new(row)));
     }
 }

@@ -26,6 +26,9 @@ use super::runtime::{ContactCenter, ToAgent, ToCustomer};
 use crate::auth::Auth;
 use crate::config::ContactSettings;
 use crate::pages::Lang;
+use crate::voice::Softphones;
+
+mod softphone;
 
 /// Longest chat message, in characters.
 const MAX_MESSAGE_CHARS: usize = 2_000;
@@ -44,6 +47,8 @@ struct Web {
     center: Arc<ContactCenter>,
     auth: Arc<Auth>,
     settings: Arc<ContactSettings>,
+    /// The browser softphones, when `[voice]` is configured.
+    softphones: Option<Softphones>,
 }
 
 /// The desk and chat routes.
@@ -51,15 +56,24 @@ pub fn router(
     center: Arc<ContactCenter>,
     auth: Arc<Auth>,
     settings: Arc<ContactSettings>,
+    softphones: Option<Softphones>,
 ) -> Router {
     Router::new()
         .route("/_genkan/desk", get(desk_page))
         .route("/_genkan/desk/ws", get(desk_socket))
+        .route(
+            "/_genkan/desk/softphone",
+            axum::routing::post(softphone::offer).delete(softphone::close),
+        )
         .route("/_genkan/chat", get(chat_page))
         .route("/_genkan/chat/ws", get(chat_socket))
         .route(
             "/_genkan/static/desk.js",
             get(|| script(include_str!("web/desk.js"))),
+        )
+        .route(
+            "/_genkan/static/softphone.js",
+            get(|| script(include_str!("web/softphone.js"))),
         )
         .route(
             "/_genkan/static/chat.js",
@@ -74,6 +88,7 @@ pub fn router(
             center,
             auth,
             settings,
+            softphones,
         })
 }
 
@@ -108,7 +123,13 @@ button{padding:.4rem 1rem;font-size:1rem;margin:.2rem .3rem .2rem 0}input,textar
 .log{height:14rem;overflow-y:auto;border:1px solid #ddd;border-radius:4px;padding:.5rem;background:#fafafa;margin:.5rem 0}\
 .line{margin:.2rem 0}.from-agent,.me{color:#1d4e89}.from-customer{color:#222}.from-center{color:#6b4e16;font-style:italic}\
 table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #eee;padding:.25rem .4rem;text-align:left;vertical-align:top}\
-.status{font-weight:600}.muted{color:#666}.row{display:flex;gap:.5rem}.row input{flex:1}";
+.log.call-log{height:auto;min-height:1.5rem}.log.call-log:empty{display:none}.ringing{color:#c77d00;font-weight:600;margin-right:.5rem}.status{font-weight:600}.problem{color:#a11}.phone{border-color:#7a4b2a}.call-controls button[aria-pressed=true]{background:#f3d9b1}\
+.audio-stats{font-size:.85rem;color:#555;margin-left:.5rem}.muted{color:#666}.row{display:flex;gap:.5rem}.row input{flex:1}";
+
+/// The softphone's part of the desk (desk.js drives it).
+const PHONE: &str = "<section class=\"card phone\" id=\"phone\"><p><span class=\"status\" id=\"phone-state\" data-state=\"off\">電話: オフ / Phone: off</span> \
+<button id=\"phone-on\">電話をオンにする / Turn phone on</button><button id=\"phone-off\" hidden>電話をオフにする / Turn phone off</button></p>\
+<p class=\"problem\" id=\"phone-problem\" role=\"alert\" hidden></p><audio id=\"phone-audio\" autoplay></audio></section>";
 
 fn words(lang: Lang) -> (&'static str, &'static str, &'static str) {
     match lang {
@@ -164,8 +185,9 @@ async fn desk_page(State(web): State<Web>, headers: HeaderMap) -> Response {
         "<h1>{title}</h1><p><span id=\"me\">{agent}</span> — <span class=\"status\" id=\"presence\">…</span></p>\
 <p id=\"switch\"><button data-status=\"Available\">受付可 / Available</button><button data-status=\"Away\">離席 / Away</button>\
 <button data-status=\"Offline\">オフライン / Offline</button></p><p class=\"muted\" id=\"connection\"></p>\
-<div id=\"offers\"></div><div id=\"contacts\"></div>",
+{phone}<div id=\"offers\"></div><div id=\"contacts\"></div>",
         agent = gateway::gate::html_escape(&agent),
+        phone = if web.softphones.is_some() { PHONE } else { "" },
     );
     app_page(lang, title, &body, "desk.js")
 }

@@ -20,6 +20,9 @@ pub struct VoiceFile {
     /// Address written into SDP (where peers send audio). Default: the `sip_listen` address,
     /// which must then not be unspecified.
     pub public_address: Option<String>,
+    /// UDP address of the browser softphones' one WebRTC socket. Default: the `sip_listen`
+    /// address with any free port.
+    pub webrtc_listen: Option<String>,
     /// Record calls (stereo WAV under the data directory). Default true.
     pub recordings: Option<bool>,
     /// Folder of WAV prompts, relative to the data directory unless absolute. Default
@@ -142,6 +145,8 @@ pub struct VoiceSettings {
     pub rtp_ports: RangeInclusive<u16>,
     /// The address in our SDP and Contact headers.
     pub public_address: IpAddr,
+    /// The browser softphones' UDP socket.
+    pub webrtc_listen: SocketAddr,
     /// Whether calls are recorded unless the flow says otherwise.
     pub recordings: bool,
     /// The prompts folder as written (resolved against the data directory at start).
@@ -222,6 +227,15 @@ pub(super) fn voice_settings(
         }
         None => sip_listen.ip(),
     };
+    let webrtc_listen = match &file.webrtc_listen {
+        Some(text) => text.parse().map_err(|_| {
+            ConfigError::new(
+                "voice.webrtc_listen",
+                format!("`{text}` is not an address such as \"127.0.0.1:5062\""),
+            )
+        })?,
+        None => SocketAddr::new(sip_listen.ip(), 0),
+    };
     let mut trunks = Vec::new();
     for (index, trunk) in file.trunks.into_iter().enumerate() {
         let key = format!("voice.trunk[{index}]");
@@ -284,6 +298,7 @@ pub(super) fn voice_settings(
         sip_listen,
         rtp_ports,
         public_address,
+        webrtc_listen,
         recordings: file.recordings.unwrap_or(true),
         prompts: file.prompts.unwrap_or_else(|| "prompts".into()).into(),
         prompt_files: file.prompt_files,

@@ -23,6 +23,7 @@ use crate::center::runtime::{CallRecord, VoiceCommand};
 use crate::clock;
 
 mod announce;
+mod softphone;
 
 /// One call through genkan.
 pub(crate) struct Call {
@@ -44,6 +45,8 @@ pub(crate) struct Call {
     phone_port: u16,
     session_id: u64,
     phone: Option<PhoneLeg>,
+    /// The agent whose browser softphone holds the call.
+    softphone: Option<String>,
     media: Option<MediaHandle>,
     recording: bool,
     details: BTreeMap<String, String>,
@@ -140,6 +143,7 @@ impl Switch {
             phone_socket: Some(phone_socket),
             session_id,
             phone: None,
+            softphone: None,
             media: None,
             recording: self.settings.recordings,
             details,
@@ -204,7 +208,7 @@ impl Switch {
         let outputs = match command {
             VoiceCommand::Offer { contact, agent } => self.ring(contact, &agent),
             VoiceCommand::Withdrawn { contact, agent } => self.withdraw(contact, &agent),
-            VoiceCommand::Connect { .. } => Vec::new(),
+            VoiceCommand::Connect { contact, agent } => self.connect_softphone(contact, &agent),
             VoiceCommand::Say { contact, text } => self.say(contact, &text, false),
             VoiceCommand::AskInput { contact, prompt } => self.say(contact, &prompt, true),
             VoiceCommand::Recording { contact, on } => {
@@ -218,8 +222,12 @@ impl Switch {
         self.drive(outputs);
     }
 
-    /// Rings the agent's phone, if they have one registered (else their desk has the offer).
+    /// Rings the agent's phone, if they have one registered and no softphone (else their
+    /// desk has the offer, and rings).
     fn ring(&mut self, contact: ContactId, agent: &str) -> Vec<Output> {
+        if self.softphones.has(agent) {
+            return self.ring_softphone(contact);
+        }
         let now = clock::instant_now();
         let Some(binding) = self.registrar.lookup(agent, now).cloned() else {
             return Vec::new();
@@ -443,11 +451,11 @@ impl Switch {
         let outputs = self.answer_trunk(contact);
         if let (Some(call), Some(socket)) = (self.calls.get_mut(&contact), phone_socket) {
             let codec = remote.codecs.first().copied().unwrap_or(Codec::Pcmu);
-            let agent_leg = Leg {
+            let agent_leg = Leg::udp(
                 socket,
-                remote: SocketAddr::new(remote.address, remote.port),
-                config: leg_config(codec, remote.telephone_event),
-            };
+                SocketAddr::new(remote.address, remote.port),
+                leg_config(codec, remote.telephone_event),
+            );
             call.prompt_until = None;
             call.asking = false;
             if let Some(media) = &call.media {
@@ -558,6 +566,9 @@ impl Switch {
         let mut outputs = Vec::new();
         self.by_call_id.remove(&call.trunk_invite.headers.call_id);
         self.by_transaction.remove(&call.trunk_transaction);
+        if call.softphone.take().is_some() {
+            self.softphones.detach(call.contact);
+        }
         if let Some(phone) = call.phone.take() {
             self.by_call_id.remove(&phone.invite.headers.call_id);
             self.by_transaction.remove(&phone.transaction);

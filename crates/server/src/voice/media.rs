@@ -19,6 +19,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::sync::oneshot;
 
 use super::recording::CallRecording;
+use super::softphone::BrowserLeg;
 use crate::center::runtime::ContactCenter;
 use crate::clock;
 
@@ -65,11 +66,63 @@ impl RtpPorts {
     }
 }
 
-/// One leg as negotiated: its socket, where its audio goes, and its codec.
+/// One leg as negotiated: how its packets travel, and its codec.
 pub(crate) struct Leg {
-    pub(crate) socket: UdpSocket,
-    pub(crate) remote: SocketAddr,
+    pub(crate) wire: Wire,
     pub(crate) config: LegConfig,
+}
+
+impl Leg {
+    /// A plain RTP leg: its own socket, and where its audio goes.
+    pub(crate) fn udp(socket: UdpSocket, remote: SocketAddr, config: LegConfig) -> Self {
+        Self {
+            wire: Wire::Udp { socket, remote },
+            config,
+        }
+    }
+}
+
+/// How a leg's RTP packets come and go.
+pub(crate) enum Wire {
+    /// A SIP leg: plain RTP on a socket of its own.
+    Udp {
+        socket: UdpSocket,
+        remote: SocketAddr,
+    },
+    /// A browser softphone: the WebRTC task decrypts and encrypts, and passes plain RTP.
+    Browser(BrowserLeg),
+}
+
+impl Wire {
+    /// The next datagram into `buffer`; `None` once the leg can bring nothing more (the
+    /// softphone went away), after which it never resolves again.
+    async fn receive(&mut self, buffer: &mut [u8]) -> Option<usize> {
+        match self {
+            Self::Udp { socket, .. } => loop {
+                // A UDP receive error is an ICMP echo of an earlier send: try again.
+                if let Ok((len, _)) = socket.recv_from(buffer).await {
+                    return Some(len);
+                }
+            },
+            Self::Browser(leg) => match leg.incoming.recv().await {
+                Some(packet) => {
+                    let len = packet.len().min(buffer.len());
+                    buffer[..len].copy_from_slice(&packet[..len]);
+                    Some(len)
+                }
+                None => std::future::pending().await,
+            },
+        }
+    }
+
+    fn send(&self, packet: &[u8]) {
+        match self {
+            Self::Udp { socket, remote } => {
+                let _ = socket.try_send_to(packet, *remote);
+            }
+            Self::Browser(leg) => leg.send(packet.to_vec()),
+        }
+    }
 }
 
 /// What a call's media did, for its record.
@@ -147,6 +200,7 @@ async fn run(
     mut controls: UnboundedReceiver<Control>,
     mut stopped: oneshot::Receiver<()>,
 ) -> MediaSummary {
+    let mut customer = customer;
     let started = clock::instant_now();
     let mut bridge = Bridge::new(started);
     bridge.add_leg(Side::Customer, customer.config);
@@ -169,8 +223,8 @@ async fn run(
     loop {
         let tick = tokio::time::Instant::from_std(bridge.next_tick());
         let agent_received = async {
-            match &agent {
-                Some(leg) => leg.socket.recv_from(&mut agent_buffer).await,
+            match &mut agent {
+                Some(leg) => leg.wire.receive(&mut agent_buffer).await,
                 None => std::future::pending().await,
             }
         };
@@ -195,8 +249,8 @@ async fn run(
                     .map(|file| (file, offset));
                 }
             },
-            received = customer.socket.recv_from(&mut customer_buffer) => {
-                if let Ok((len, _)) = received
+            received = customer.wire.receive(&mut customer_buffer) => {
+                if let Some(len) = received
                     && let Some(digit) =
                         bridge.receive(Side::Customer, &customer_buffer[..len], clock::instant_now())
                 {
@@ -204,7 +258,7 @@ async fn run(
                 }
             }
             received = agent_received => {
-                if let Ok((len, _)) = received {
+                if let Some(len) = received {
                     bridge.receive(Side::Agent, &agent_buffer[..len], clock::instant_now());
                 }
             }
@@ -219,7 +273,7 @@ async fn run(
                             Side::Agent => agent.as_ref(),
                         };
                         if let Some(leg) = leg {
-                            let _ = leg.socket.try_send_to(packet, leg.remote);
+                            leg.wire.send(packet);
                         }
                     }
                     for (side, digit) in tick.digits {

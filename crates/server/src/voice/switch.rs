@@ -21,6 +21,7 @@ use super::calls::Call;
 use super::media::RtpPorts;
 use super::prompts::Prompts;
 use super::registrar::{MAX_EXPIRES, MIN_EXPIRES, Registrar};
+use super::softphone::Softphones;
 use super::tcp::StreamEvent;
 use super::{random, token};
 use crate::center::runtime::{ContactCenter, VoiceCommand};
@@ -55,6 +56,8 @@ pub(crate) struct Switch {
     connections: BTreeMap<SocketAddr, UnboundedSender<Vec<u8>>>,
     /// The flow's prompts, decoded.
     pub(super) prompts: Prompts,
+    /// Agents' browser softphones.
+    pub(super) softphones: Softphones,
     /// Calls whose hang-up waited for a prompt to end come back through here.
     pub(super) wake: UnboundedSender<ContactId>,
     woken: Option<UnboundedReceiver<ContactId>>,
@@ -68,6 +71,7 @@ impl Switch {
         center: Arc<ContactCenter>,
         recordings: PathBuf,
         prompts: Prompts,
+        softphones: Softphones,
     ) -> anyhow::Result<Self> {
         let (wake, woken) = tokio::sync::mpsc::unbounded_channel();
         let ports = RtpPorts::new(settings.sip_listen.ip(), settings.rtp_ports.clone());
@@ -91,6 +95,7 @@ impl Switch {
             abandoned: BTreeMap::new(),
             connections: BTreeMap::new(),
             prompts,
+            softphones,
             wake,
             woken: Some(woken),
         })
@@ -101,6 +106,7 @@ impl Switch {
         mut self,
         mut commands: UnboundedReceiver<VoiceCommand>,
         mut streams: UnboundedReceiver<StreamEvent>,
+        mut softphones_gone: UnboundedReceiver<(String, ContactId)>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut buffer = vec![0u8; 65_536];
@@ -124,6 +130,7 @@ impl Switch {
                 Some(command) = commands.recv() => self.command(command),
                 Some(event) = streams.recv() => self.stream_event(event),
                 Some(contact) = woken.recv() => self.prompt_played(contact),
+                Some((agent, contact)) = softphones_gone.recv() => self.softphone_gone(&agent, contact),
                 () = timer_due => {
                     let outputs = self.transactions.timer(clock::instant_now());
                     self.drive(outputs);

@@ -5,9 +5,12 @@
 //!
 //! The adapter sends the record before the event that ends the contact (`CustomerLeft`,
 //! `AgentEnded`); both go through the loop's one inbox, so the record is always there when
-//! the contact's row is built.
+//! the contact's row is built. When the center ends a call itself (the agent hangs up on the
+//! desk, the flow disconnects), the record can only follow: the row waits for it, up to
+//! [`RECORD_WAIT`], before it is written.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use contact::{Channel, Command, ContactId};
 use store_sqlite::ContactRow;
@@ -76,9 +79,15 @@ pub struct CallRecord {
     pub details: BTreeMap<String, String>,
 }
 
+/// How long the row of a call the center ended waits for the adapter's record (the media
+/// task finishing the recording); after that it is written without.
+const RECORD_WAIT: Duration = Duration::from_secs(30);
+
 pub(super) enum VoiceWork {
     Attach(UnboundedSender<VoiceCommand>),
     Record(ContactId, CallRecord),
+    /// A waiting row's time is up.
+    Flush(ContactId),
 }
 
 /// The loop's side of the hook.
@@ -86,6 +95,8 @@ pub(super) enum VoiceWork {
 pub(super) struct VoiceHook {
     adapter: Option<UnboundedSender<VoiceCommand>>,
     records: HashMap<ContactId, CallRecord>,
+    /// Rows of ended calls waiting for their record.
+    waiting: HashMap<ContactId, ContactRow>,
 }
 
 impl ContactCenter {
@@ -112,7 +123,46 @@ impl Loop {
             VoiceWork::Record(contact, record) if self.center.contact(contact).is_some() => {
                 self.voice.records.insert(contact, record);
             }
-            VoiceWork::Record(..) => {}
+            VoiceWork::Record(contact, record) => {
+                // A record for a contact whose row was written already has nothing to join.
+                if let Some(mut row) = self.voice.waiting.remove(&contact) {
+                    self.voice.records.insert(contact, record);
+                    self.voice_row(&mut row);
+                    self.save_row(row);
+                }
+            }
+            VoiceWork::Flush(contact) => {
+                if let Some(row) = self.voice.waiting.remove(&contact) {
+                    tracing::warn!(%contact, "no call record came; the contact is saved without");
+                    self.save_row(row);
+                }
+            }
+        }
+    }
+
+    /// Writes an ended contact's row now, or, for a call whose record is still to come from
+    /// the adapter, once it comes (or [`RECORD_WAIT`] has passed).
+    pub(super) fn save_or_wait(&mut self, mut row: ContactRow, contact: ContactId) {
+        let record_due = row.channel == "voice"
+            && self.voice.adapter.is_some()
+            && !self.voice.records.contains_key(&contact);
+        if !record_due {
+            self.voice_row(&mut row);
+            self.save_row(row);
+            return;
+        }
+        self.voice.waiting.insert(contact, row);
+        let inbox = self.inbox.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(RECORD_WAIT).await;
+            let _ = inbox.send(Work::Voice(VoiceWork::Flush(contact)));
+        });
+    }
+
+    /// The wrap-up notes need the row written: a waiting row is written first.
+    pub(super) fn flush_waiting(&mut self, contact: ContactId) {
+        if let Some(row) = self.voice.waiting.remove(&contact) {
+            self.save_row(row);
         }
     }
 

@@ -1,6 +1,8 @@
 // The agent desktop: presence, ringing offers with the customer's record (the screen pop),
 // chats side by side, and wrap-up notes. Everything arrives over one WebSocket; if it drops,
 // the page reconnects, unless another tab of the same agent has taken over.
+import * as softphone from "./softphone.js";
+
 const $ = (id) => document.getElementById(id);
 const presence = $("presence");
 const connection = $("connection");
@@ -11,6 +13,8 @@ let replaced = false;
 let retry = 500;
 // Offers from customers nobody knew: contact → the fields of the "new customer" form.
 const unknownCustomers = new Map();
+// Calls among the offered contacts (they get call controls, not a chat box).
+const calls = new Set();
 const PRESENCE = {
   Offline: "オフライン / Offline",
   Available: "受付可 / Available",
@@ -64,10 +68,23 @@ function offer(message) {
   if (message.history.length > 0) card.append(element("h3", {}, "履歴 / history"), history(message.history));
   const accept = element("button", { class: "accept" }, "応答 / Accept");
   const reject = element("button", { class: "reject" }, "拒否 / Reject");
-  accept.addEventListener("click", () => send({ type: "accept", contact: message.contact }));
-  reject.addEventListener("click", () => send({ type: "reject", contact: message.contact }));
+  accept.addEventListener("click", () => {
+    softphone.stopRing(message.contact);
+    send({ type: "accept", contact: message.contact });
+  });
+  reject.addEventListener("click", () => {
+    softphone.stopRing(message.contact);
+    send({ type: "reject", contact: message.contact });
+  });
   card.append(element("p", {}, accept, reject));
   offers.append(card);
+  if (message.channel !== "Chat") {
+    calls.add(message.contact);
+    if (softphone.isOn()) {
+      accept.before(element("span", { class: "ringing" }, "着信中 / ringing… "));
+      softphone.ring(message.contact);
+    }
+  }
 }
 
 function pane(contact) {
@@ -80,18 +97,26 @@ function pane(contact) {
     offered.remove();
   }
   const log = element("div", { class: "log" });
-  const text = element("input", { maxlength: "2000", autocomplete: "off", "aria-label": "message" });
-  const say = element("form", { class: "row" }, text, element("button", { type: "submit" }, "送信 / Send"));
-  say.addEventListener("submit", (event) => {
-    event.preventDefault();
-    if (!text.value.trim()) return;
-    send({ type: "message", contact, text: text.value });
-    log.append(element("p", { class: "line me" }, `me: ${text.value}`));
-    text.value = "";
-  });
-  const end = element("button", { class: "end" }, "終了 / End");
+  const call = calls.has(contact);
+  const end = element("button", { class: "end" }, call ? "切る / Hang up" : "終了 / End");
   end.addEventListener("click", () => send({ type: "end", contact }));
-  card.append(log, say, element("p", {}, end));
+  if (call) {
+    log.classList.add("call-log");
+    card.append(log);
+    if (softphone.isOn()) card.append(softphone.callControls(contact));
+    card.append(element("p", {}, end));
+  } else {
+    const text = element("input", { maxlength: "2000", autocomplete: "off", "aria-label": "message" });
+    const say = element("form", { class: "row" }, text, element("button", { type: "submit" }, "送信 / Send"));
+    say.addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (!text.value.trim()) return;
+      send({ type: "message", contact, text: text.value });
+      log.append(element("p", { class: "line me" }, `me: ${text.value}`));
+      text.value = "";
+    });
+    card.append(log, say, element("p", {}, end));
+  }
   const unknown = unknownCustomers.get(contact);
   if (unknown) card.append(newCustomerForm(contact, unknown));
   contacts.append(card);
@@ -131,7 +156,7 @@ function customerCreated(message) {
 
 function wrapUp(contact) {
   const card = pane(contact);
-  for (const part of card.querySelectorAll("form.row, button.end")) part.remove();
+  for (const part of card.querySelectorAll("form.row, button.end, p.call-controls")) part.remove();
   if (card.querySelector("textarea")) return;
   const notes = element("textarea", { rows: "3", cols: "60", "aria-label": "notes" });
   const save = element("button", { class: "save-notes" }, "メモを保存 / Save notes");
@@ -152,9 +177,11 @@ function receive(message) {
       offer(message);
       break;
     case "withdrawn":
+      softphone.stopRing(message.contact);
       $(`offer-${message.contact}`)?.remove();
       break;
     case "connected":
+      softphone.stopRing(message.contact);
       pane(message.contact);
       break;
     case "message":
@@ -200,4 +227,5 @@ function connect() {
 for (const button of document.querySelectorAll("#switch button")) {
   button.addEventListener("click", () => send({ type: "status", status: button.dataset.status }));
 }
+softphone.init();
 connect();

@@ -78,14 +78,14 @@ impl Switch {
         ok.headers.content_type = Some("application/sdp".into());
         ok.body = call.trunk_answer.sdp.clone().into_bytes();
         call.trunk_dialog = Dialog::as_uas(&call.trunk_invite, &ok).ok();
-        let customer = Leg {
+        let customer = Leg::udp(
             socket,
-            remote: SocketAddr::new(
+            SocketAddr::new(
                 call.trunk_answer.remote.address,
                 call.trunk_answer.remote.port,
             ),
-            config: leg_config(call.trunk_answer.codec, call.trunk_answer.telephone_event),
-        };
+            leg_config(call.trunk_answer.codec, call.trunk_answer.telephone_event),
+        );
         call.media = Some(media::start(customer, contact, center));
         let trunk = call.trunk_transaction;
         self.respond(trunk, ok)
@@ -111,7 +111,13 @@ impl Switch {
         }
         match self.calls.remove(&contact) {
             Some(call) => self.finish(call, Ending::Center),
-            None => Vec::new(),
+            None => {
+                // Not a call of ours (or over already): the center's row need not wait for a
+                // record that will never come.
+                self.center
+                    .call_record(contact, crate::center::runtime::CallRecord::default());
+                Vec::new()
+            }
         }
     }
 

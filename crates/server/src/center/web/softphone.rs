@@ -1,0 +1,81 @@
+//! The desk's softphone signalling: the page posts its WebRTC offer and gets genkan's answer
+//! (one round trip: genkan is ICE-lite and learns the browser's address from its checks, so
+//! no candidates are exchanged); turning the phone off closes the connection.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::{Web, agent_of, same_origin};
+
+/// An SDP offer is a few kilobytes; anything far larger is not one.
+const MAX_OFFER_BYTES: usize = 32 * 1024;
+
+#[derive(Deserialize)]
+struct Offer {
+    sdp: String,
+}
+
+fn refused(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({ "error": message }).to_string();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `POST /_genkan/desk/softphone`: `{"sdp": offer}` → `{"sdp": answer}`.
+pub(super) async fn offer(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    // Only the desk's own script: a page of another site cannot post JSON with the agent's
+    // cookie and this origin.
+    if !same_origin(&headers, &uri) {
+        return refused(StatusCode::FORBIDDEN, "wrong origin");
+    }
+    let Some(agent) = agent_of(&web, &headers) else {
+        return refused(StatusCode::FORBIDDEN, "not an agent");
+    };
+    let Some(softphones) = &web.softphones else {
+        return refused(StatusCode::NOT_FOUND, "no [voice] configured");
+    };
+    if body.len() > MAX_OFFER_BYTES {
+        return refused(StatusCode::PAYLOAD_TOO_LARGE, "offer too large");
+    }
+    let Ok(offer) = serde_json::from_slice::<Offer>(&body) else {
+        return refused(StatusCode::BAD_REQUEST, "expected {\"sdp\": \"…\"}");
+    };
+    match softphones.connect(&agent, offer.sdp).await {
+        Ok(answer) => {
+            let body = serde_json::json!({ "sdp": answer }).to_string();
+            (
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                body,
+            )
+                .into_response()
+        }
+        Err(crate::voice::OfferRefused::Stopped) => {
+            refused(StatusCode::SERVICE_UNAVAILABLE, "voice is stopping")
+        }
+        Err(error) => refused(StatusCode::BAD_REQUEST, &error.to_string()),
+    }
+}
+
+/// `DELETE /_genkan/desk/softphone`: the agent turned their phone off.
+pub(super) async fn close(State(web): State<Web>, headers: HeaderMap, uri: Uri) -> Response {
+    if !same_origin(&headers, &uri) {
+        return refused(StatusCode::FORBIDDEN, "wrong origin");
+    }
+    let Some(agent) = agent_of(&web, &headers) else {
+        return refused(StatusCode::FORBIDDEN, "not an agent");
+    };
+    if let Some(softphones) = &web.softphones {
+        softphones.close(&agent);
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
