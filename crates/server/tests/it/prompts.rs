@@ -210,6 +210,18 @@ async fn what_is_not_a_wav_a_wrong_csrf_and_non_administrators_are_refused() {
         text(&empty)
     );
 
+    // Over the 20 MB limit: cut off while the body is read.
+    let huge = upload(
+        &admin,
+        &genkan,
+        &csrf,
+        &nobody,
+        &vec![0u8; 21 * 1024 * 1024],
+    )
+    .await;
+    assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(text(&huge).contains("The file is too large (at most 20 MB)."));
+
     let dir = work_dir(&genkan);
     let wav = wav_bytes(&dir, 0.5);
     let forged = upload(&admin, &genkan, "not-the-csrf-value", &nobody, &wav).await;

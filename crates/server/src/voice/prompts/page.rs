@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use axum::extract::multipart::MultipartError;
 use axum::extract::{DefaultBodyLimit, Multipart, Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -156,24 +157,16 @@ async fn upload(
             Ok(Some(field)) => field,
             Ok(None) => break,
             Err(error) => {
-                let refusal = if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    Refusal::TooLarge
-                } else {
-                    Refusal::Io(std::io::Error::other(error.body_text()))
-                };
-                return refuse(&state, &headers, &session, &refusal, error.status());
+                let status = error.status();
+                return refuse(&state, &headers, &session, &form_refusal(&error), status);
             }
         };
         let name = field.name().unwrap_or_default().to_owned();
         let value = match field.bytes().await {
             Ok(value) => value,
             Err(error) => {
-                let refusal = if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    Refusal::TooLarge
-                } else {
-                    Refusal::Io(std::io::Error::other(error.body_text()))
-                };
-                return refuse(&state, &headers, &session, &refusal, error.status());
+                let status = error.status();
+                return refuse(&state, &headers, &session, &form_refusal(&error), status);
             }
         };
         match name.as_str() {
@@ -235,6 +228,15 @@ async fn upload(
             };
             refuse(&state, &headers, &session, &refusal, status)
         }
+    }
+}
+
+/// A body over the route's limit is a file too large; anything else is a broken form.
+fn form_refusal(error: &MultipartError) -> Refusal {
+    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Refusal::TooLarge
+    } else {
+        Refusal::Form(error.body_text())
     }
 }
 

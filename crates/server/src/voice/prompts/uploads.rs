@@ -41,6 +41,8 @@ pub(crate) enum Refusal {
     UnknownText,
     /// The file or the map could not be written.
     Io(std::io::Error),
+    /// The request was not a well-formed multipart form.
+    Form(String),
 }
 
 impl Refusal {
@@ -78,6 +80,8 @@ impl Refusal {
             (Self::UnknownText, Lang::En) => "No flow says this text.".into(),
             (Self::Io(error), Lang::Ja) => format!("保存できませんでした: {error}"),
             (Self::Io(error), Lang::En) => format!("The file could not be saved: {error}"),
+            (Self::Form(error), Lang::Ja) => format!("フォームを読めませんでした: {error}"),
+            (Self::Form(error), Lang::En) => format!("The form could not be read: {error}"),
         }
     }
 
