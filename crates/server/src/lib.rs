@@ -150,8 +150,7 @@ pub async fn start(config: Config) -> Result<Running> {
         records.clone(),
         contact_center,
         devices.clone(),
-        voice.as_ref().map(|voice| voice.recordings.clone()),
-        voice.as_ref().map(|voice| voice.softphones.clone()),
+        voice.as_ref(),
     );
     let door = FrontDoor::new(
         settings,
@@ -430,8 +429,7 @@ fn built_in_apps(
         Arc<config::ContactSettings>,
     )>,
     devices: Option<Arc<devices::Devices>>,
-    recordings: Option<PathBuf>,
-    softphones: Option<voice::Softphones>,
+    voice: Option<&voice::Voice>,
 ) -> LocalApp {
     let mut router = pages::router(Arc::clone(&auth));
     if let Some(devices) = devices {
@@ -455,11 +453,13 @@ fn built_in_apps(
             .merge(center::web::router(
                 running,
                 Arc::clone(&auth),
-                settings,
-                softphones,
+                Arc::clone(&settings),
+                voice.map(|voice| voice.softphones.clone()),
             ));
-        if let Some(recordings) = recordings {
-            router = router.merge(center::recordings::router(auth, recordings));
+        if let Some(voice) = voice {
+            router = router
+                .merge(voice.prompts_page(Arc::clone(&auth), Arc::clone(&settings)))
+                .merge(center::recordings::router(auth, voice.recordings.clone()));
         }
     }
     let service = ServiceExt::<http::Request<hyper::body::Incoming>>::map_response(

@@ -15,6 +15,8 @@
 //!
 //! The flow's say and get-input blocks answer the carrier and play WAV prompts (`prompts.rs`,
 //! `calls/announce.rs`); the caller's RFC 4733 keys go back to the center as `Input`.
+//! Administrators upload prompts on `/_genkan/admin/prompts` (`prompts/page.rs`); the switch
+//! plays an upload from the next prompt on.
 //!
 //! Agents without a SIP phone answer in the browser: `softphone.rs` keeps one WebRTC
 //! connection per agent's desk (str0m, one UDP socket for all of them), and an accepted call
@@ -60,6 +62,8 @@ pub struct Voice {
     pub sip_addr: SocketAddr,
     /// Where recordings are written (`<data_dir>/recordings`).
     pub recordings: std::path::PathBuf,
+    /// The prompts, shared with the admin page that uploads them.
+    prompts: Arc<prompts::PromptLibrary>,
 }
 
 impl Voice {
@@ -91,13 +95,14 @@ impl Voice {
             softphone::bind(settings.webrtc_listen, settings.public_address).await?;
         let (adapter, commands) = unbounded_channel();
         center.attach_voice(adapter);
+        let prompts = prompts::PromptLibrary::load(settings, data_dir);
         let switch = switch::Switch::new(
             settings.clone(),
             socket,
             sip_addr,
             center,
             recordings.clone(),
-            prompts::Prompts::load(settings, data_dir),
+            Arc::clone(&prompts),
             softphones.clone(),
         )?;
         tracing::info!(%sip_addr, "SIP listening (UDP and TCP)");
@@ -111,7 +116,18 @@ impl Voice {
             softphones,
             sip_addr,
             recordings,
+            prompts,
         })
+    }
+
+    /// The admin page for the prompts (`/_genkan/admin/prompts`), sharing this switch's
+    /// prompts so that an upload is heard on the next call.
+    pub fn prompts_page(
+        &self,
+        auth: Arc<crate::auth::Auth>,
+        contact: Arc<crate::config::ContactSettings>,
+    ) -> axum::Router {
+        prompts::page::router(auth, contact, Arc::clone(&self.prompts))
     }
 
     /// Runs the switch until shutdown.

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use super::calls::Call;
 use super::media::RtpPorts;
-use super::prompts::Prompts;
+use super::prompts::PromptLibrary;
 use super::registrar::{MAX_EXPIRES, MIN_EXPIRES, Registrar};
 use super::softphone::Softphones;
 use super::tcp::StreamEvent;
@@ -54,8 +54,8 @@ pub(crate) struct Switch {
     pub(super) abandoned: BTreeMap<TransactionId, (Request, SocketAddr)>,
     /// Open TCP connections by peer: where to write what goes to them.
     connections: BTreeMap<SocketAddr, UnboundedSender<Vec<u8>>>,
-    /// The flow's prompts, decoded.
-    pub(super) prompts: Prompts,
+    /// The flow's prompts, decoded; an upload swaps them in place.
+    pub(super) prompts: Arc<PromptLibrary>,
     /// Agents' browser softphones.
     pub(super) softphones: Softphones,
     /// Calls whose hang-up waited for a prompt to end come back through here.
@@ -70,7 +70,7 @@ impl Switch {
         bound: SocketAddr,
         center: Arc<ContactCenter>,
         recordings: PathBuf,
-        prompts: Prompts,
+        prompts: Arc<PromptLibrary>,
         softphones: Softphones,
     ) -> anyhow::Result<Self> {
         let (wake, woken) = tokio::sync::mpsc::unbounded_channel();

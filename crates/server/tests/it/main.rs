@@ -14,6 +14,7 @@ mod harness;
 mod identity;
 mod limits;
 mod process;
+mod prompts;
 mod proxy;
 mod records;
 mod records_cli;

@@ -18,7 +18,7 @@ const PHONE_PASSWORD: &str = "phone-secret-1";
 const TRUNK_PASSWORD: &str = "trunk-secret";
 const USER_PASSWORD: &str = "correct horse battery staple 7";
 
-fn free_udp_port() -> u16 {
+pub fn free_udp_port() -> u16 {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.local_addr().unwrap().port()
 }
@@ -30,7 +30,7 @@ async fn start(sip: u16, rtp: &str) -> Genkan {
 }
 
 /// `start`, with lines added to `[contact]` and to `[voice]`.
-async fn start_with(sip: u16, rtp: &str, contact: &str, voice: &str) -> Genkan {
+pub async fn start_with(sip: u16, rtp: &str, contact: &str, voice: &str) -> Genkan {
     Genkan::start(&format!(
         "[identity]\ntotp_required_groups = []\n\
          [policy.capabilities]\nadmin = [\"admin\", \"recording_playback\"]\nsupervisor = []\n\
@@ -71,7 +71,7 @@ fn sipp(dir: &Path, name: &str, args: &[String]) -> Child {
 }
 
 /// Waits for sipp to end; panics with its log unless every call succeeded.
-async fn succeeds(child: &mut Child, dir: &Path, name: &str) {
+pub async fn succeeds(child: &mut Child, dir: &Path, name: &str) {
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
     let ok = matches!(&status, Ok(Ok(status)) if status.success());
     if !ok {
@@ -192,7 +192,7 @@ fn database(genkan: &Genkan) -> store_sqlite::Database {
 }
 
 /// The newest contact record, once one is stored.
-async fn newest_contact(genkan: &Genkan) -> store_sqlite::ContactRow {
+pub async fn newest_contact(genkan: &Genkan) -> store_sqlite::ContactRow {
     let mut row = None;
     let found = eventually(Duration::from_secs(10), || {
         let db = database(genkan);
@@ -205,7 +205,7 @@ async fn newest_contact(genkan: &Genkan) -> store_sqlite::ContactRow {
     row.unwrap()
 }
 
-fn work_dir(genkan: &Genkan) -> PathBuf {
+pub fn work_dir(genkan: &Genkan) -> PathBuf {
     let dir = genkan.dir.0.join("sipp");
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -589,7 +589,7 @@ fn assets(name: &str) -> PathBuf {
 }
 
 /// A 16-bit mono WAV at 16 kHz (so the prompt goes through the resampler) of a tone.
-fn write_wav(path: &Path, hz: f64, seconds: f64) {
+pub fn write_wav(path: &Path, hz: f64, seconds: f64) {
     let rate = 16_000u32;
     let samples: Vec<u8> = (0..(f64::from(rate) * seconds) as u32)
         .flat_map(|n| {
@@ -616,7 +616,7 @@ fn write_wav(path: &Path, hz: f64, seconds: f64) {
 
 /// The carrier's signalling (sipp, `trunk_ivr.xml`) with its SDP pointing at `rtp`, a socket
 /// the test holds.
-fn ivr_caller(dir: &Path, sip: u16, rtp: &UdpSocket) -> Child {
+pub fn ivr_caller(dir: &Path, sip: u16, rtp: &UdpSocket) -> Child {
     let rtp_port = rtp.local_addr().unwrap().port();
     let args: Vec<String> = [
         format!("127.0.0.1:{sip}"),
@@ -642,19 +642,19 @@ fn ivr_caller(dir: &Path, sip: u16, rtp: &UdpSocket) -> Child {
 
 /// What the caller heard from genkan.
 #[derive(Debug, Default)]
-struct Heard {
-    packets: u32,
+pub struct Heard {
+    pub packets: u32,
     /// Packets with audio well above silence.
-    loud: u32,
+    pub loud: u32,
     /// From the first loud packet's arrival to the last's.
-    loud_span: Duration,
+    pub loud_span: Duration,
 }
 
 /// Listens on the caller's RTP socket until genkan has sent nothing for a second (its
 /// media stops at the BYE). When `key` is given, presses it (RFC 4733, payload type 101)
 /// as soon as the first loud packet arrives, to genkan's RTP port (where that packet came
 /// from).
-async fn listen(socket: &UdpSocket, key: Option<char>) -> Heard {
+pub async fn listen(socket: &UdpSocket, key: Option<char>) -> Heard {
     let mut heard = Heard::default();
     let mut first_loud = None;
     let mut buffer = [0u8; 2048];
