@@ -16,7 +16,10 @@
 //! The flow's say and get-input blocks answer the carrier and play WAV prompts (`prompts.rs`,
 //! `calls/announce.rs`); the caller's RFC 4733 keys go back to the center as `Input`.
 //!
-//! Not yet: calling phones over TCP, TLS, the browser softphone, re-INVITE for hold.
+//! Re-INVITEs on either leg answer hold and resume (`calls/hold.rs`), muting the held leg in
+//! the media.
+//!
+//! Not yet: calling phones over TCP, TLS, the browser softphone.
 
 mod calls;
 mod media;
