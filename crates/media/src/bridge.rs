@@ -9,6 +9,11 @@
 //! vanished peer never stalls the other side, and the outgoing stream keeps a steady
 //! clock. Legs may speak different G.711 laws; audio is transcoded per frame.
 //!
+//! A leg can be put on hold ([`Bridge::set_hold`], a re-INVITE's `sendonly` or `inactive`):
+//! while it is, its audio reaches neither the other leg nor the recording (both get
+//! silence in its place), and it is sent silence itself. Packets keep flowing both ways
+//! every 20 ms, so neither stream's clock jumps when the hold ends.
+//!
 //! Telephone events are turned into keys and reported, not forwarded: the contact
 //! center decides what a key means. A leg that should hear a key can be sent one with
 //! [`crate::dtmf::key_packets`].
@@ -90,6 +95,7 @@ struct Leg {
     next_sequence: u16,
     next_timestamp: u32,
     stats: LegStats,
+    held: bool,
 }
 
 impl Bridge {
@@ -113,6 +119,7 @@ impl Bridge {
             next_sequence: config.first_sequence,
             next_timestamp: config.first_timestamp,
             stats: LegStats::default(),
+            held: false,
         });
     }
 
@@ -138,6 +145,19 @@ impl Bridge {
         if let Some(leg) = &mut self.legs[index(side)] {
             leg.prompt.clear();
         }
+    }
+
+    /// Puts a leg on hold or takes it off. A leg that is not present is left alone; a leg
+    /// added later starts off hold.
+    pub fn set_hold(&mut self, side: Side, held: bool) {
+        if let Some(leg) = &mut self.legs[index(side)] {
+            leg.held = held;
+        }
+    }
+
+    /// Whether a leg is on hold.
+    pub fn is_held(&self, side: Side) -> bool {
+        self.legs[index(side)].as_ref().is_some_and(|leg| leg.held)
     }
 
     /// Whether a prompt is still playing to a leg.
@@ -188,12 +208,14 @@ impl Bridge {
         let mut digits = Vec::new();
         for (i, slot) in self.legs.iter_mut().enumerate() {
             if let Some(leg) = slot {
+                // The jitter buffer keeps playing out during a hold, so nothing stale is
+                // left in it to be heard when the hold ends.
                 let played = leg.playout.tick();
                 heard[i] = Some(match played.fill {
-                    Fill::Silence => [0; FRAME_SAMPLES],
-                    Fill::Received | Fill::Repeated => {
+                    Fill::Received | Fill::Repeated if !leg.held => {
                         leg.config.codec.decode_frame(&played.payload)
                     }
+                    Fill::Received | Fill::Repeated | Fill::Silence => [0; FRAME_SAMPLES],
                 });
                 if let Some(digit) = leg.dtmf.poll(now) {
                     digits.push((side_of(i), digit));
@@ -204,7 +226,14 @@ impl Bridge {
         for (i, slot) in self.legs.iter_mut().enumerate() {
             let Some(leg) = slot else { continue };
             let codec = leg.config.codec;
-            let payload = match (leg.prompt.pop_front(), heard[1 - i]) {
+            // A held leg hears silence; its queued prompt waits for the end of the hold.
+            let prompt = if leg.held {
+                None
+            } else {
+                leg.prompt.pop_front()
+            };
+            let other = heard[1 - i].filter(|_| !leg.held);
+            let payload = match (prompt, other) {
                 (Some(prompt), _) => prompt.to_vec(),
                 (None, Some(other)) => other.iter().map(|sample| codec.encode(*sample)).collect(),
                 (None, None) => vec![codec.silence(); FRAME_SAMPLES],
@@ -266,5 +295,153 @@ fn side_of(index: usize) -> Side {
         Side::Customer
     } else {
         Side::Agent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(codec: Codec, ssrc: u32) -> LegConfig {
+        LegConfig {
+            codec,
+            telephone_event: None,
+            ssrc,
+            first_sequence: 100,
+            first_timestamp: 8000,
+            playout: PlayoutConfig::default(),
+        }
+    }
+
+    #[allow(clippy::disallowed_methods)] // an origin only; every time is origin + offset
+    fn origin() -> Instant {
+        Instant::now()
+    }
+
+    /// A loud frame (a square wave well above silence) as one RTP packet.
+    fn loud_packet(codec: Codec, sequence: u16, ssrc: u32) -> Vec<u8> {
+        let payload: Vec<u8> = (0..FRAME_SAMPLES)
+            .map(|n| codec.encode(if n % 16 < 8 { 8000 } else { -8000 }))
+            .collect();
+        let header = RtpHeader::new(
+            codec.payload_type(),
+            sequence,
+            u32::from(sequence) * FRAME_SAMPLES as u32,
+            ssrc,
+        );
+        let mut packet = Vec::new();
+        header.write(&payload, &mut packet).unwrap();
+        packet
+    }
+
+    fn peak(frame: &Frame) -> i16 {
+        frame.iter().map(|s| s.saturating_abs()).max().unwrap_or(0)
+    }
+
+    /// The loudest sample in the packet a tick sends to `side`.
+    fn sent_peak(tick: &Tick, side: Side, codec: Codec) -> i16 {
+        let (_, packet) = tick.send.iter().find(|(s, _)| *s == side).unwrap();
+        packet[12..]
+            .iter()
+            .map(|code| codec.decode(*code).saturating_abs())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Both legs talk for `seconds`; returns every tick. `hold` says, per tick number,
+    /// which legs are held at that tick.
+    fn talk(seconds: usize, hold: impl Fn(usize) -> (bool, bool)) -> Vec<Tick> {
+        let t0 = origin();
+        let mut bridge = Bridge::new(t0);
+        bridge.add_leg(Side::Customer, config(Codec::Pcmu, 1));
+        bridge.add_leg(Side::Agent, config(Codec::Pcma, 2));
+        let mut ticks = Vec::new();
+        for n in 0..seconds * 50 {
+            let now = t0 + tick_time(n as u64);
+            let (customer, agent) = hold(n);
+            bridge.set_hold(Side::Customer, customer);
+            bridge.set_hold(Side::Agent, agent);
+            assert_eq!(bridge.is_held(Side::Agent), agent);
+            let sequence = 1000 + n as u16;
+            bridge.receive(Side::Customer, &loud_packet(Codec::Pcmu, sequence, 11), now);
+            bridge.receive(Side::Agent, &loud_packet(Codec::Pcma, sequence, 22), now);
+            ticks.push(bridge.tick(now));
+        }
+        ticks
+    }
+
+    #[test]
+    fn a_held_leg_is_neither_heard_nor_recorded_and_hears_silence() {
+        // The agent holds from 1 s to 2 s of a 3 s call.
+        let held = |n: usize| (50..100).contains(&n);
+        let ticks = talk(3, |n| (false, held(n)));
+        // The jitter buffer delays what is heard; judge well inside each stretch.
+        for (n, tick) in ticks.iter().enumerate().filter(|(n, _)| *n >= 10) {
+            let settled = !held(n) && !held(n.saturating_sub(10));
+            let [customer, agent] = tick.heard.map(Option::unwrap);
+            // Every tick sends both legs a packet, hold or not.
+            assert_eq!(tick.send.len(), 2, "tick {n}");
+            if held(n) {
+                assert_eq!(peak(&agent), 0, "tick {n}: the held leg was recorded");
+                assert_eq!(sent_peak(tick, Side::Customer, Codec::Pcmu), 0, "tick {n}");
+                assert!(sent_peak(tick, Side::Agent, Codec::Pcma) < 16, "tick {n}");
+                // The customer is still heard (recorded), only not passed on.
+                assert!(peak(&customer) > 4000, "tick {n}");
+            } else if settled {
+                assert!(peak(&agent) > 4000, "tick {n}");
+                assert!(
+                    sent_peak(tick, Side::Customer, Codec::Pcmu) > 4000,
+                    "tick {n}"
+                );
+                assert!(sent_peak(tick, Side::Agent, Codec::Pcma) > 4000, "tick {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn streams_keep_their_clock_through_a_hold() {
+        let ticks = talk(2, |n| ((20..60).contains(&n), false));
+        for side in [Side::Customer, Side::Agent] {
+            let headers: Vec<RtpHeader> = ticks
+                .iter()
+                .map(|tick| {
+                    let (_, packet) = tick.send.iter().find(|(s, _)| *s == side).unwrap();
+                    match demux(packet) {
+                        Ok(Datagram::Rtp(packet)) => packet.header,
+                        other => panic!("not RTP: {other:?}"),
+                    }
+                })
+                .collect();
+            for pair in headers.windows(2) {
+                assert_eq!(pair[1].sequence, pair[0].sequence.wrapping_add(1));
+                assert_eq!(
+                    pair[1].timestamp,
+                    pair[0].timestamp.wrapping_add(FRAME_SAMPLES as u32)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_prompt_waits_for_the_end_of_a_hold() {
+        let t0 = origin();
+        let mut bridge = Bridge::new(t0);
+        bridge.add_leg(Side::Customer, config(Codec::Pcmu, 1));
+        bridge.play(
+            Side::Customer,
+            [[Codec::Pcmu.encode(9000); FRAME_SAMPLES]; 3],
+        );
+        bridge.set_hold(Side::Customer, true);
+        for n in 0..5 {
+            let tick = bridge.tick(t0 + tick_time(n));
+            assert!(sent_peak(&tick, Side::Customer, Codec::Pcmu) < 16);
+        }
+        assert!(bridge.is_playing(Side::Customer));
+        bridge.set_hold(Side::Customer, false);
+        let tick = bridge.tick(t0 + tick_time(5));
+        assert!(sent_peak(&tick, Side::Customer, Codec::Pcmu) > 8000);
+        // No agent leg: holding it does nothing.
+        bridge.set_hold(Side::Agent, true);
+        assert!(!bridge.is_held(Side::Agent));
     }
 }

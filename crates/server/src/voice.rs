@@ -18,11 +18,14 @@
 //! Administrators upload prompts on `/_genkan/admin/prompts` (`prompts/page.rs`); the switch
 //! plays an upload from the next prompt on.
 //!
+//! Re-INVITEs on either leg answer hold and resume (`calls/hold.rs`), muting the held leg in
+//! the media.
+//!
 //! Agents without a SIP phone answer in the browser: `softphone.rs` keeps one WebRTC
 //! connection per agent's desk (str0m, one UDP socket for all of them), and an accepted call
 //! is bridged to it like a phone leg.
 //!
-//! Not yet: calling phones over TCP, TLS, re-INVITE for hold.
+//! Not yet: calling phones over TCP, TLS.
 
 mod calls;
 mod media;

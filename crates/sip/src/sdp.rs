@@ -3,6 +3,10 @@
 //!
 //! [`parse`] reads any well-formed description and keeps what an audio answer needs;
 //! [`SessionDescription::audio`] picks the stream; [`answer`] and [`offer`] write ours.
+//! Inside an established session (a re-INVITE), [`answer_update`] and [`offer_update`]
+//! keep our `o=` version when nothing changed and raise it by one when something did
+//! (RFC 3264 §8). Hold (§8.4, RFC 6337 §5) is the offered direction: `sendonly` or
+//! `inactive`, or the old RFC 2543 form, a connection address of `0.0.0.0`.
 //! Video, ICE, crypto and the like are parsed past and answered with port 0.
 
 use std::fmt::Write as _;
@@ -98,7 +102,9 @@ pub struct Audio {
     pub telephone_event_events: Option<String>,
     /// Packet time in milliseconds, if given.
     pub ptime: Option<u32>,
-    /// The effective direction (media level over session level; default sendrecv).
+    /// The effective direction (media level over session level; default sendrecv). A
+    /// connection address of `0.0.0.0` (RFC 2543's hold) takes away the receiving half:
+    /// sendrecv reads as sendonly, recvonly as inactive.
     pub direction: Direction,
 }
 
@@ -159,6 +165,11 @@ impl Direction {
             Self::RecvOnly => "recvonly",
             Self::Inactive => "inactive",
         }
+    }
+
+    /// Whether the describer asks not to be sent media: the offer of a hold.
+    pub fn is_hold(self) -> bool {
+        matches!(self, Self::SendOnly | Self::Inactive)
     }
 
     /// The direction an answer takes to this offered one (RFC 3264 §6.1).
@@ -295,10 +306,17 @@ impl SessionDescription {
             let fmtp = media.fmtps.iter().find(|(format, _)| *format == pt);
             fmtp.map(|(_, params)| params.clone())
         });
-        let direction = media
+        let mut direction = media
             .direction
             .or(self.direction)
             .unwrap_or(Direction::SendRecv);
+        // RFC 2543's hold: nowhere to send to means the describer receives nothing.
+        if address.is_unspecified() {
+            direction = match direction {
+                Direction::SendRecv | Direction::SendOnly => Direction::SendOnly,
+                Direction::RecvOnly | Direction::Inactive => Direction::Inactive,
+            };
+        }
         Ok(Audio {
             index,
             address,
@@ -345,6 +363,35 @@ pub fn answer(offer: &SessionDescription, local: &Local) -> Result<Answer, Error
         remote,
         direction,
     })
+}
+
+/// Answers an offer made inside an established session (a re-INVITE) whose last
+/// description from us was `previous`, written with `local.version`. A refresh that
+/// changes nothing gets the same description and version back; any change raises
+/// `local.version` by one (RFC 3264 §8: the version goes up exactly when the
+/// description changes).
+pub fn answer_update(
+    offer: &SessionDescription,
+    local: &mut Local,
+    previous: &str,
+) -> Result<Answer, Error> {
+    let same = answer(offer, local)?;
+    if same.sdp == previous {
+        return Ok(same);
+    }
+    local.version = local.version.wrapping_add(1);
+    answer(offer, local)
+}
+
+/// Writes our offer inside an established session (a re-INVITE that came without one),
+/// versioned like [`answer_update`].
+pub fn offer_update(local: &mut Local, direction: Direction, previous: &str) -> String {
+    let same = offer(local, direction);
+    if same == previous {
+        return same;
+    }
+    local.version = local.version.wrapping_add(1);
+    offer(local, direction)
 }
 
 /// Writes an offer (for calls the server places to SIP phones): our codecs and
@@ -576,6 +623,85 @@ mod tests {
         let answer = answer(&parse(held.as_bytes()).unwrap(), &local()).unwrap();
         assert_eq!(answer.direction, Direction::RecvOnly);
         assert!(answer.sdp.contains("a=recvonly\r\n"));
+    }
+
+    #[test]
+    fn every_hold_form_is_answered_with_its_mirror() {
+        let offer_with = |direction: &str, address: &str| {
+            CARRIER_OFFER
+                .replace("a=sendrecv", direction)
+                .replace("c=IN IP4 192.0.2.10", &format!("c=IN IP4 {address}"))
+        };
+        for (direction, address, hold, answered) in [
+            ("a=sendrecv", "192.0.2.10", false, "a=sendrecv"),
+            ("a=sendonly", "192.0.2.10", true, "a=recvonly"),
+            ("a=inactive", "192.0.2.10", true, "a=inactive"),
+            ("a=recvonly", "192.0.2.10", false, "a=sendonly"),
+            // No direction at all is sendrecv.
+            ("a=ptime:20", "192.0.2.10", false, "a=sendrecv"),
+            // RFC 2543's hold, alone and with the newer attribute beside it.
+            ("a=ptime:20", "0.0.0.0", true, "a=recvonly"),
+            ("a=sendonly", "0.0.0.0", true, "a=recvonly"),
+            ("a=recvonly", "0.0.0.0", true, "a=inactive"),
+        ] {
+            let offer = parse(offer_with(direction, address).as_bytes()).unwrap();
+            let audio = offer.audio().unwrap();
+            assert_eq!(audio.direction.is_hold(), hold, "{direction} {address}");
+            let answer = answer(&offer, &local()).unwrap();
+            assert!(
+                answer.sdp.contains(&format!("{answered}\r\n")),
+                "{direction} {address}: {}",
+                answer.sdp
+            );
+            assert_eq!(answer.sdp.matches("a=").count(), 5, "one direction line");
+        }
+        // A session-level direction counts when the stream has none.
+        let session_level = CARRIER_OFFER
+            .replace("a=sendrecv\r\n", "")
+            .replace("t=0 0\r\n", "t=0 0\r\na=inactive\r\n");
+        let audio = parse(session_level.as_bytes()).unwrap().audio().unwrap();
+        assert_eq!(audio.direction, Direction::Inactive);
+    }
+
+    #[test]
+    fn a_changed_answer_raises_the_version_and_a_refresh_keeps_it() {
+        let offer = parse(CARRIER_OFFER.as_bytes()).unwrap();
+        let mut ours = local();
+        let first = answer(&offer, &ours).unwrap();
+        // A session refresh: the same offer again.
+        let refresh = answer_update(&offer, &mut ours, &first.sdp).unwrap();
+        assert_eq!(
+            (refresh.sdp.as_str(), ours.version),
+            (first.sdp.as_str(), 1)
+        );
+        // Hold: the description changes, the version goes up by one.
+        let held = parse(CARRIER_OFFER.replace("a=sendrecv", "a=sendonly").as_bytes()).unwrap();
+        let hold = answer_update(&held, &mut ours, &refresh.sdp).unwrap();
+        assert_eq!(ours.version, 2);
+        assert!(
+            hold.sdp.contains("o=genkan 1 2 IN IP4 127.0.0.1\r\n"),
+            "{}",
+            hold.sdp
+        );
+        assert!(hold.sdp.contains("a=recvonly\r\n"));
+        let again = answer_update(&held, &mut ours, &hold.sdp).unwrap();
+        assert_eq!((again.sdp, ours.version), (hold.sdp.clone(), 2));
+        let resumed = answer_update(&offer, &mut ours, &hold.sdp).unwrap();
+        assert_eq!(ours.version, 3);
+        assert!(resumed.sdp.contains("o=genkan 1 3 "), "{}", resumed.sdp);
+        assert!(resumed.sdp.contains("a=sendrecv\r\n"));
+        // What cannot be answered leaves the version alone.
+        let g729 = parse(CARRIER_OFFER.replace("8 0 18 101", "18").as_bytes()).unwrap();
+        assert!(answer_update(&g729, &mut ours, &resumed.sdp).is_err());
+        assert_eq!(ours.version, 3);
+        // Our own offer for a re-INVITE without one: versioned the same way.
+        let offered = offer_update(&mut ours, Direction::SendRecv, &resumed.sdp);
+        assert_eq!(ours.version, 4);
+        assert_eq!(
+            offer_update(&mut ours, Direction::SendRecv, &offered),
+            offered
+        );
+        assert_eq!(ours.version, 4);
     }
 
     #[test]

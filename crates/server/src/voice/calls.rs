@@ -23,6 +23,7 @@ use crate::center::runtime::{CallRecord, VoiceCommand};
 use crate::clock;
 
 mod announce;
+mod hold;
 mod softphone;
 
 /// One call through genkan.
@@ -54,6 +55,8 @@ pub(crate) struct Call {
     prompt_until: Option<std::time::Instant>,
     /// The queued prompt asks for a key: the flow's next words cut it short.
     asking: bool,
+    /// Each answered leg's SDP session, for re-INVITEs, and the call's time on hold.
+    hold: hold::Holds,
 }
 
 /// genkan's call to an agent's phone.
@@ -149,6 +152,7 @@ impl Switch {
             details,
             prompt_until: None,
             asking: false,
+            hold: hold::Holds::default(),
         };
         self.calls.insert(contact, call);
         Vec::new()
@@ -449,6 +453,7 @@ impl Switch {
             .then(|| (self.recordings.clone(), call.contact.0));
         // The carrier may have been answered already, for the flow's prompts.
         let outputs = self.answer_trunk(contact);
+        let public = self.settings.public_address;
         if let (Some(call), Some(socket)) = (self.calls.get_mut(&contact), phone_socket) {
             let codec = remote.codecs.first().copied().unwrap_or(Codec::Pcmu);
             let agent_leg = Leg::udp(
@@ -456,6 +461,15 @@ impl Switch {
                 SocketAddr::new(remote.address, remote.port),
                 leg_config(codec, remote.telephone_event),
             );
+            let offer = call.phone.as_ref().map(|phone| &phone.invite.body);
+            call.hold.phone = Some(hold::Session::new(
+                public,
+                call.phone_port,
+                call.session_id,
+                codec,
+                String::from_utf8_lossy(offer.map_or(&[][..], Vec::as_slice)).into_owned(),
+                SocketAddr::new(remote.address, remote.port),
+            ));
             call.prompt_until = None;
             call.asking = false;
             if let Some(media) = &call.media {
@@ -536,20 +550,6 @@ impl Switch {
         }
     }
 
-    /// A re-INVITE (hold, session refresh): not taken yet; the call goes on unchanged.
-    pub(super) fn reinvite(
-        &mut self,
-        transaction: TransactionId,
-        request: &Request,
-    ) -> Vec<Output> {
-        let status = if self.by_call_id.contains_key(&request.headers.call_id) {
-            (488, "Not Acceptable Here")
-        } else {
-            (481, "Call/Transaction Does Not Exist")
-        };
-        self.respond(transaction, sip::response_to(request, status.0, status.1))
-    }
-
     /// Shutdown: every call ends (BYE to answered legs, CANCEL to ringing phones, 480 to
     /// unanswered carriers); the center is stopping too, so it is not told.
     pub(super) fn hang_up_all(&mut self) {
@@ -611,6 +611,7 @@ impl Switch {
         }
         call.details
             .insert("call.ended_at".into(), clock::utc_now_text());
+        call.hold.record(&mut call.details, clock::instant_now());
         let center = std::sync::Arc::clone(&self.center);
         let contact = call.contact;
         let event = match ending {

@@ -142,6 +142,8 @@ enum Control {
     StopPrompt,
     /// The agent's phone answered: bridge it, and record from now on when asked to.
     Agent(Leg, Option<(PathBuf, u64)>),
+    /// A re-INVITE put a leg on hold (`true`) or took it off.
+    Hold(Side, bool),
 }
 
 /// The running media of a call. Dropping it stops the media too.
@@ -168,6 +170,12 @@ impl MediaHandle {
     /// Cuts the caller's prompt short.
     pub(crate) fn stop_prompt(&self) {
         let _ = self.control.send(Control::StopPrompt);
+    }
+
+    /// Puts a leg on hold (it is sent silence, and neither the other leg nor the recording
+    /// hears it) or takes it off.
+    pub(crate) fn hold(&self, side: Side, held: bool) {
+        let _ = self.control.send(Control::Hold(side, held));
     }
 
     /// Bridges the agent's leg in (the caller's prompt stops).
@@ -233,6 +241,7 @@ async fn run(
             Some(control) = controls.recv() => match control {
                 Control::Play(frames) => bridge.play(Side::Customer, frames),
                 Control::StopPrompt => bridge.stop_prompt(Side::Customer),
+                Control::Hold(side, held) => bridge.set_hold(side, held),
                 Control::Agent(leg, record) => {
                     bridge.stop_prompt(Side::Customer);
                     bridge.add_leg(Side::Agent, leg.config);

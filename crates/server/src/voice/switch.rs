@@ -234,7 +234,8 @@ impl Switch {
                 source,
                 transport,
             } => self.request(transaction, request, source, transport),
-            sip::Event::Ack { .. } | sip::Event::Terminated { .. } => Vec::new(),
+            sip::Event::Ack { request, .. } => self.ack(&request),
+            sip::Event::Terminated { .. } => Vec::new(),
             sip::Event::Cancelled { invite } => self.trunk_cancelled(invite),
             sip::Event::Response {
                 transaction,

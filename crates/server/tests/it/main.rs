@@ -22,4 +22,5 @@ mod tls;
 mod upload_scan;
 mod upstream;
 mod voice;
+mod voice_hold;
 mod webhook;

@@ -14,7 +14,7 @@ use tokio::process::{Child, Command};
 use crate::harness::{Genkan, eventually, send_https};
 use crate::identity::{Browser, add_user};
 
-const PHONE_PASSWORD: &str = "phone-secret-1";
+pub const PHONE_PASSWORD: &str = "phone-secret-1";
 const TRUNK_PASSWORD: &str = "trunk-secret";
 const USER_PASSWORD: &str = "correct horse battery staple 7";
 
@@ -25,7 +25,7 @@ pub fn free_udp_port() -> u16 {
 
 /// A contact center with agent1 and a `[voice]` section: calls from 127.0.0.1 need nothing,
 /// calls from 127.0.0.3 need digest credentials, nobody else may call.
-async fn start(sip: u16, rtp: &str) -> Genkan {
+pub async fn start(sip: u16, rtp: &str) -> Genkan {
     start_with(sip, rtp, "", "").await
 }
 
@@ -97,7 +97,7 @@ pub async fn succeeds(child: &mut Child, dir: &Path, name: &str) {
 }
 
 /// An agent's phone registers (digest), pointing its Contact at `phone_port`.
-fn register(dir: &Path, agent: &str, sip: u16, phone_port: u16, password: &str) -> Child {
+pub fn register(dir: &Path, agent: &str, sip: u16, phone_port: u16, password: &str) -> Child {
     let args: Vec<String> = [
         format!("127.0.0.1:{sip}"),
         "-sf".into(),
@@ -123,7 +123,7 @@ fn register(dir: &Path, agent: &str, sip: u16, phone_port: u16, password: &str) 
     sipp(dir, &format!("register-{agent}"), &args)
 }
 
-fn phone(dir: &Path, scenario_file: &str, port: u16, media_port: u16) -> Child {
+pub fn phone(dir: &Path, scenario_file: &str, port: u16, media_port: u16) -> Child {
     phone_named(dir, "phone", scenario_file, port, media_port)
 }
 
@@ -147,7 +147,7 @@ fn phone_named(dir: &Path, name: &str, scenario_file: &str, port: u16, media_por
     sipp(dir, name, &args)
 }
 
-fn trunk(dir: &Path, scenario_file: &str, sip: u16, hold_ms: u32) -> Child {
+pub fn trunk(dir: &Path, scenario_file: &str, sip: u16, hold_ms: u32) -> Child {
     trunk_over(dir, scenario_file, sip, hold_ms, "u1")
 }
 
@@ -177,7 +177,7 @@ fn trunk_over(dir: &Path, scenario_file: &str, sip: u16, hold_ms: u32, transport
 }
 
 /// Three seconds of a 440 Hz tone in µ-law, for `rtp_stream`.
-fn write_tone(dir: &Path) {
+pub fn write_tone(dir: &Path) {
     let tone: Vec<u8> = (0..24_000)
         .map(|n| {
             let phase = f64::from(n) * 2.0 * std::f64::consts::PI * 440.0 / 8000.0;
@@ -434,7 +434,7 @@ async fn a_carrier_on_tcp_reaches_a_phone_on_udp() {
 }
 
 /// Sends SIP text from `socket` and returns the first final response's text.
-async fn final_response(socket: &UdpSocket, to: SocketAddr, text: &str) -> String {
+pub async fn final_response(socket: &UdpSocket, to: SocketAddr, text: &str) -> String {
     socket.send_to(text.as_bytes(), to).await.unwrap();
     let mut buffer = vec![0u8; 65_536];
     loop {
@@ -449,11 +449,18 @@ async fn final_response(socket: &UdpSocket, to: SocketAddr, text: &str) -> Strin
     }
 }
 
-fn status(response: &str) -> &str {
+pub fn status(response: &str) -> &str {
     response.get(8..11).unwrap_or_default()
 }
 
-fn request(method: &str, uri: &str, local: SocketAddr, n: u32, extra: &str, body: &str) -> String {
+pub fn request(
+    method: &str,
+    uri: &str,
+    local: SocketAddr,
+    n: u32,
+    extra: &str,
+    body: &str,
+) -> String {
     format!(
         "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-it-{n}\r\n\
          From: <sip:+81312345678@{local}>;tag=it{n}\r\nTo: <{uri}>\r\nCall-ID: it-{n}@{local}\r\n\
@@ -463,7 +470,7 @@ fn request(method: &str, uri: &str, local: SocketAddr, n: u32, extra: &str, body
     )
 }
 
-fn offer(local: SocketAddr) -> String {
+pub fn offer(local: SocketAddr) -> String {
     format!(
         "v=0\r\no=it 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n",
         ip = local.ip()

@@ -14,6 +14,7 @@ use std::time::Duration;
 use contact::ContactId;
 use sip::{Dialog, Output};
 
+use super::hold::Session;
 use super::{Call, Ending, leg_config, media_codec};
 use crate::clock;
 use crate::voice::media::{self, Leg};
@@ -67,12 +68,14 @@ impl Switch {
         };
         let our_contact = self.our_contact(call.trunk_transport);
         let center = std::sync::Arc::clone(&self.center);
+        let public = self.settings.public_address;
         let Some(call) = self.calls.get_mut(&contact) else {
             return Vec::new();
         };
         let Some(socket) = call.customer_socket.take() else {
             return Vec::new();
         };
+        let port = socket.local_addr().map_or(0, |address| address.port());
         let mut ok = sip::response_to(&call.trunk_invite, 200, "OK").with_to_tag(&call.trunk_tag);
         ok.headers.contact = vec![our_contact];
         ok.headers.content_type = Some("application/sdp".into());
@@ -86,6 +89,17 @@ impl Switch {
             ),
             leg_config(call.trunk_answer.codec, call.trunk_answer.telephone_event),
         );
+        call.hold.trunk = Some(Session::new(
+            public,
+            port,
+            call.session_id,
+            call.trunk_answer.codec,
+            call.trunk_answer.sdp.clone(),
+            SocketAddr::new(
+                call.trunk_answer.remote.address,
+                call.trunk_answer.remote.port,
+            ),
+        ));
         call.media = Some(media::start(customer, contact, center));
         let trunk = call.trunk_transaction;
         self.respond(trunk, ok)
