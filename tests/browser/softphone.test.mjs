@@ -2,7 +2,7 @@
 // demo center; agent1's desk, whose phone is on (Chromium with a fake microphone playing an
 // 880 Hz tone), rings with the caller's record; the agent answers on the page; audio flows both
 // ways (the page's getStats counters, and the recording: customer left, agent right); the agent
-// hangs up from the desk; a supervisor plays the recording back in the contact history.
+// holds and resumes, then hangs up from the desk; a supervisor plays the recording back in the contact history.
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -74,10 +74,26 @@ function channelLevels(bytes) {
   assert.equal(bytes.readUInt32LE(24), 8000, "8 kHz");
   const sums = [0, 0];
   const frames = Math.floor((bytes.length - 44) / 4);
+  // The longest run of near silence on the agent's channel after its first sound (the hold).
+  let heard = false;
+  let run = 0;
+  let longest = 0;
   for (let frame = 0; frame < frames; frame++) {
     for (const channel of [0, 1]) sums[channel] += bytes.readInt16LE(44 + frame * 4 + channel * 2) ** 2;
+    const right = Math.abs(bytes.readInt16LE(44 + frame * 4 + 2));
+    if (right > 200) {
+      heard = true;
+      run = 0;
+    } else if (heard) {
+      longest = Math.max(longest, ++run);
+    }
   }
-  return { seconds: frames / 8000, left: Math.sqrt(sums[0] / frames), right: Math.sqrt(sums[1] / frames) };
+  return {
+    seconds: frames / 8000,
+    left: Math.sqrt(sums[0] / frames),
+    right: Math.sqrt(sums[1] / frames),
+    longestRightSilence: longest / 8000,
+  };
 }
 
 before(async () => {
@@ -164,6 +180,25 @@ test("a call rings the browser softphone, audio flows both ways, the recording p
   assert.equal(await stats.getAttribute("data-codec"), "audio/PCMU");
   await desk.screenshot({ path: join(shotsDir, "softphone-call.png"), fullPage: true });
 
+  // Hold for a second and a half of packets (the caller hears silence, the recording's agent
+  // channel is silent), then back.
+  const received = async () => Number(await stats.getAttribute("data-received"));
+  const waitForPackets = async (count) => {
+    const from = await received();
+    await desk.waitForFunction(
+      ([from, count]) => Number(document.querySelector("#contacts .audio-stats").dataset.received) >= from + count,
+      [from, count],
+      { timeout: 15_000 },
+    );
+  };
+  const hold = desk.locator("#contacts button.hold");
+  await hold.click();
+  await desk.waitForFunction(() => document.querySelector("#contacts button.hold").getAttribute("aria-pressed") === "true");
+  await waitForPackets(100);
+  await hold.click();
+  await desk.waitForFunction(() => document.querySelector("#contacts button.hold").getAttribute("aria-pressed") === "false");
+  await waitForPackets(100);
+
   // The agent hangs up from the desk; the carrier gets genkan's BYE, so sipp's call ends in
   // its BYE step... which fails, because the dialog is gone: sipp reports an unexpected BYE.
   await desk.locator("#contacts button.end").click();
@@ -183,6 +218,7 @@ test("a call rings the browser softphone, audio flows both ways, the recording p
   assert.ok(levels.seconds > 2, `recording ${levels.seconds} s`);
   assert.ok(levels.left > 500, `customer channel RMS ${levels.left}`);
   assert.ok(levels.right > 500, `agent channel RMS ${levels.right}`);
+  assert.ok(levels.longestRightSilence >= 1.0, `agent channel silent on hold: ${levels.longestRightSilence} s`);
 
   // And it plays in the page.
   await player.evaluate((audio) => audio.play());

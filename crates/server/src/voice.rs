@@ -58,7 +58,7 @@ pub struct Voice {
     listener: TcpListener,
     webrtc: softphone::WebRtc,
     webrtc_requests: tokio::sync::mpsc::UnboundedReceiver<softphone::Request>,
-    softphones_gone: tokio::sync::mpsc::UnboundedReceiver<(String, contact::ContactId)>,
+    softphones_gone: tokio::sync::mpsc::UnboundedReceiver<softphone::ToSwitch>,
     /// The browser softphones, for the desk.
     pub softphones: Softphones,
     /// Where SIP is received.

@@ -65,6 +65,10 @@ pub fn router(
             "/_genkan/desk/softphone",
             axum::routing::post(softphone::offer).delete(softphone::close),
         )
+        .route(
+            "/_genkan/desk/softphone/hold",
+            axum::routing::post(softphone::hold),
+        )
         .route("/_genkan/chat", get(chat_page))
         .route("/_genkan/chat/ws", get(chat_socket))
         .route(

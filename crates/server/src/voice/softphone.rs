@@ -54,10 +54,25 @@ pub enum OfferRefused {
     Stopped,
 }
 
+/// What the switch hears about softphones.
+pub(crate) enum ToSwitch {
+    /// The agent's softphone went away during this call: their hang-up.
+    Gone { agent: String, contact: ContactId },
+    /// The agent puts the call on hold from the desk (or takes it off); the reply says
+    /// whether it is a call on their softphone.
+    Hold {
+        agent: String,
+        contact: ContactId,
+        on: bool,
+        reply: oneshot::Sender<bool>,
+    },
+}
+
 /// The handle the desk and the switch use.
 #[derive(Clone)]
 pub struct Softphones {
     requests: UnboundedSender<Request>,
+    to_switch: UnboundedSender<ToSwitch>,
     /// Agents with a softphone connection, and that connection's number.
     connected: Arc<Mutex<BTreeMap<String, u64>>>,
 }
@@ -124,6 +139,19 @@ impl Softphones {
         });
     }
 
+    /// Puts the agent's call on hold or takes it off; `false` when it is not a call on their
+    /// softphone.
+    pub async fn hold(&self, agent: &str, contact: ContactId, on: bool) -> bool {
+        let (reply, done) = oneshot::channel();
+        let asked = self.to_switch.send(ToSwitch::Hold {
+            agent: agent.to_owned(),
+            contact,
+            on,
+            reply,
+        });
+        asked.is_ok() && done.await.unwrap_or(false)
+    }
+
     /// Whether the agent's calls go to their browser.
     pub(crate) fn has(&self, agent: &str) -> bool {
         self.connected
@@ -186,12 +214,12 @@ pub(crate) struct WebRtc {
     next_session: u64,
     connected: Arc<Mutex<BTreeMap<String, u64>>>,
     /// Calls whose softphone went away: the switch ends them as the agent's hang-up.
-    gone: UnboundedSender<(String, ContactId)>,
+    gone: UnboundedSender<ToSwitch>,
     crypto: Arc<str0m::crypto::CryptoProvider>,
 }
 
-/// Binds the softphones' socket. Returns the handle, the task, and what the switch hears of
-/// softphones that went away mid-call.
+/// Binds the softphones' socket. Returns the handle, the task, its inbox, and what the
+/// switch hears of softphones.
 pub(crate) async fn bind(
     listen: SocketAddr,
     public: std::net::IpAddr,
@@ -199,7 +227,7 @@ pub(crate) async fn bind(
     Softphones,
     WebRtc,
     UnboundedReceiver<Request>,
-    UnboundedReceiver<(String, ContactId)>,
+    UnboundedReceiver<ToSwitch>,
 )> {
     use anyhow::Context;
     let socket = UdpSocket::bind(listen)
@@ -216,13 +244,14 @@ pub(crate) async fn bind(
         sessions: BTreeMap::new(),
         next_session: 1,
         connected: Arc::clone(&connected),
-        gone,
+        gone: gone.clone(),
         crypto: Arc::new(str0m::crypto::from_feature_flags()),
     };
     tracing::info!(%local, "softphones (WebRTC) on UDP");
     Ok((
         Softphones {
             requests,
+            to_switch: gone,
             connected,
         },
         task,
@@ -492,7 +521,10 @@ impl WebRtc {
         drop(connected);
         tracing::info!(agent = %session.agent, session = id, "softphone closed");
         if let Some((contact, _)) = session.call.take() {
-            let _ = self.gone.send((session.agent, contact));
+            let _ = self.gone.send(ToSwitch::Gone {
+                agent: session.agent,
+                contact,
+            });
         }
     }
 }

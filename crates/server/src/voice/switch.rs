@@ -21,7 +21,7 @@ use super::calls::Call;
 use super::media::RtpPorts;
 use super::prompts::PromptLibrary;
 use super::registrar::{MAX_EXPIRES, MIN_EXPIRES, Registrar};
-use super::softphone::Softphones;
+use super::softphone::{Softphones, ToSwitch};
 use super::tcp::StreamEvent;
 use super::{random, token};
 use crate::center::runtime::{ContactCenter, VoiceCommand};
@@ -106,7 +106,7 @@ impl Switch {
         mut self,
         mut commands: UnboundedReceiver<VoiceCommand>,
         mut streams: UnboundedReceiver<StreamEvent>,
-        mut softphones_gone: UnboundedReceiver<(String, ContactId)>,
+        mut softphones: UnboundedReceiver<ToSwitch>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut buffer = vec![0u8; 65_536];
@@ -130,7 +130,7 @@ impl Switch {
                 Some(command) = commands.recv() => self.command(command),
                 Some(event) = streams.recv() => self.stream_event(event),
                 Some(contact) = woken.recv() => self.prompt_played(contact),
-                Some((agent, contact)) = softphones_gone.recv() => self.softphone_gone(&agent, contact),
+                Some(note) = softphones.recv() => self.softphone_note(note),
                 () = timer_due => {
                     let outputs = self.transactions.timer(clock::instant_now());
                     self.drive(outputs);

@@ -66,6 +66,45 @@ pub(super) async fn offer(
     }
 }
 
+#[derive(Deserialize)]
+struct Hold {
+    contact: u64,
+    on: bool,
+}
+
+/// `POST /_genkan/desk/softphone/hold`: `{"contact": id, "on": true|false}` for a call on the
+/// agent's softphone; the caller hears silence while it is on.
+pub(super) async fn hold(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    if !same_origin(&headers, &uri) {
+        return refused(StatusCode::FORBIDDEN, "wrong origin");
+    }
+    let Some(agent) = agent_of(&web, &headers) else {
+        return refused(StatusCode::FORBIDDEN, "not an agent");
+    };
+    let Some(softphones) = &web.softphones else {
+        return refused(StatusCode::NOT_FOUND, "no [voice] configured");
+    };
+    let Ok(hold) = serde_json::from_slice::<Hold>(&body) else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "expected {\"contact\": 1, \"on\": true}",
+        );
+    };
+    if softphones
+        .hold(&agent, contact::ContactId(hold.contact), hold.on)
+        .await
+    {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        refused(StatusCode::CONFLICT, "not a call on your phone")
+    }
+}
+
 /// `DELETE /_genkan/desk/softphone`: the agent turned their phone off.
 pub(super) async fn close(State(web): State<Web>, headers: HeaderMap, uri: Uri) -> Response {
     if !same_origin(&headers, &uri) {

@@ -36,8 +36,6 @@ pub(in crate::voice) struct Session {
     remote: SocketAddr,
     /// We sent an offer in a 200 (a re-INVITE came without one); its answer is in the ACK.
     awaiting_answer: bool,
-    /// Since when the leg is on hold.
-    held_since: Option<Instant>,
 }
 
 impl Session {
@@ -63,7 +61,6 @@ impl Session {
             },
             remote,
             awaiting_answer: false,
-            held_since: None,
         }
     }
 
@@ -103,6 +100,15 @@ pub(in crate::voice) struct Holds {
     count: u32,
     /// Time on hold of holds that ended, summed over the legs.
     total: Duration,
+    /// Since when each leg (customer, agent) is on hold.
+    held_since: [Option<Instant>; 2],
+}
+
+fn side_index(side: Side) -> usize {
+    match side {
+        Side::Customer => 0,
+        Side::Agent => 1,
+    }
 }
 
 impl Holds {
@@ -113,20 +119,19 @@ impl Holds {
         }
     }
 
-    /// Moves a leg on or off hold; `true` when that changed something.
+    /// Moves a leg on or off hold; `true` when that changed something. A leg without an SDP
+    /// session (a browser softphone) is held from the desk.
     fn set(&mut self, side: Side, held: bool, now: Instant) -> bool {
-        let Some(session) = self.session(side) else {
-            return false;
-        };
-        match (session.held_since, held) {
+        let since = &mut self.held_since[side_index(side)];
+        match (*since, held) {
             (None, true) => {
-                session.held_since = Some(now);
+                *since = Some(now);
                 self.count += 1;
                 true
             }
-            (Some(since), false) => {
-                session.held_since = None;
-                self.total += now.saturating_duration_since(since);
+            (Some(start), false) => {
+                *since = None;
+                self.total += now.saturating_duration_since(start);
                 true
             }
             _ => false,
@@ -139,11 +144,11 @@ impl Holds {
         if self.count == 0 {
             return;
         }
-        let ongoing = [&self.trunk, &self.phone]
-            .into_iter()
+        let ongoing = self
+            .held_since
+            .iter()
             .flatten()
-            .filter_map(|session| session.held_since)
-            .map(|since| now.saturating_duration_since(since))
+            .map(|since| now.saturating_duration_since(*since))
             .sum::<Duration>();
         details.insert("call.hold_count".into(), self.count.to_string());
         details.insert(
@@ -257,7 +262,7 @@ impl Switch {
 }
 
 /// Puts a leg on hold or off it, in the media and in the call's hold time.
-fn hold(call: &mut Call, side: Side, held: bool, now: Instant) {
+pub(super) fn hold(call: &mut Call, side: Side, held: bool, now: Instant) {
     if call.hold.set(side, held, now) {
         tracing::info!(contact = %call.contact, ?side, held, "hold");
         if let Some(media) = &call.media {
@@ -303,9 +308,14 @@ mod tests {
         holds.record(&mut details, at(4500));
         assert_eq!(details["call.hold_count"], "2");
         assert_eq!(details["call.hold_seconds"], "2.5");
-        // A leg with no session (the phone before its answer) cannot be held.
+        // A leg without an SDP session (a browser softphone, held from the desk) counts too.
         holds.phone = None;
-        assert!(!holds.set(Side::Agent, true, at(5000)));
+        assert!(holds.set(Side::Agent, true, at(5000)));
+        assert!(holds.set(Side::Agent, false, at(5500)));
+        let mut details = BTreeMap::new();
+        holds.record(&mut details, at(6000));
+        assert_eq!(details["call.hold_count"], "3");
+        assert_eq!(details["call.hold_seconds"], "4.5");
     }
 
     #[test]

@@ -6,9 +6,12 @@ use contact::ContactId;
 use sip::Output;
 use sip::sdp::Codec;
 
-use super::{Ending, leg_config};
+use media::Side;
+
+use super::{Ending, hold, leg_config};
 use crate::clock;
 use crate::voice::media::{Leg, Wire};
+use crate::voice::softphone::ToSwitch;
 use crate::voice::switch::Switch;
 
 impl Switch {
@@ -71,8 +74,31 @@ impl Switch {
         outputs
     }
 
+    /// What the softphones' task tells: a softphone gone, or a hold from the desk.
+    pub(crate) fn softphone_note(&mut self, note: ToSwitch) {
+        match note {
+            ToSwitch::Gone { agent, contact } => self.softphone_gone(&agent, contact),
+            ToSwitch::Hold {
+                agent,
+                contact,
+                on,
+                reply,
+            } => {
+                let call = self
+                    .calls
+                    .get_mut(&contact)
+                    .filter(|call| call.softphone.as_deref() == Some(agent.as_str()));
+                let theirs = call.is_some();
+                if let Some(call) = call {
+                    hold::hold(call, Side::Agent, on, clock::instant_now());
+                }
+                let _ = reply.send(theirs);
+            }
+        }
+    }
+
     /// The agent's softphone went away during the call: that is their hang-up.
-    pub(crate) fn softphone_gone(&mut self, agent: &str, contact: ContactId) {
+    fn softphone_gone(&mut self, agent: &str, contact: ContactId) {
         let theirs = self
             .calls
             .get(&contact)
