@@ -25,9 +25,13 @@
 //! connection per agent's desk (str0m, one UDP socket for all of them), and an accepted call
 //! is bridged to it like a phone leg.
 //!
-//! Not yet: calling phones over TCP, TLS.
+//! Trunks with `[voice.trunk.register]` are registered with their carrier by the switch
+//! (`carrier.rs` around `sip::registration`), from the SIP socket.
+//!
+//! Not yet: SIP over TLS.
 
 mod calls;
+mod carrier;
 mod media;
 mod prompts;
 mod recording;

@@ -49,6 +49,7 @@ mod error;
 pub mod header;
 pub mod message;
 mod parse;
+pub mod registration;
 pub mod sdp;
 mod text;
 pub mod transaction;

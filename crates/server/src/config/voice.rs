@@ -53,6 +53,26 @@ pub struct TrunkFile {
     pub username: Option<String>,
     /// Digest password.
     pub password: Option<String>,
+    /// `[voice.trunk.register]`: genkan registers with the carrier, so that the carrier
+    /// sends this trunk's calls to genkan's SIP address.
+    pub register: Option<RegisterFile>,
+}
+
+/// `[voice.trunk.register]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterFile {
+    /// The carrier's registrar: `host`, `host:port`, `ip:port` or `[v6]:port` (UDP; port
+    /// 5060 when not given).
+    pub registrar: String,
+    /// The account's user name at the carrier (digest user and address-of-record user).
+    pub username: String,
+    /// The account's password.
+    pub password: String,
+    /// The address-of-record domain, when it is not the registrar's host.
+    pub domain: Option<String>,
+    /// The lifetime asked for, in seconds (60–86400; 3600 when not given).
+    pub expires: Option<u32>,
 }
 
 /// `[[voice.sip_agent]]`
@@ -125,6 +145,25 @@ pub struct TrunkSettings {
     pub allow: Vec<Cidr>,
     /// Digest credentials the carrier must present, if any.
     pub credentials: Option<(String, SipPassword)>,
+    /// genkan's registration with the carrier, if any.
+    pub register: Option<RegisterSettings>,
+}
+
+/// `[voice.trunk.register]`, checked.
+#[derive(Debug, Clone)]
+pub struct RegisterSettings {
+    /// The registrar's host name or IP address (brackets removed).
+    pub host: String,
+    /// The registrar's port.
+    pub port: u16,
+    /// The address-of-record domain.
+    pub domain: String,
+    /// User name at the carrier.
+    pub username: String,
+    /// Password at the carrier.
+    pub password: SipPassword,
+    /// Lifetime asked for, in seconds.
+    pub expires: u32,
 }
 
 /// An agent's SIP phone, checked.
@@ -193,6 +232,51 @@ fn port_range(key: &str, text: &str) -> Result<RangeInclusive<u16>, ConfigError>
     Ok(low..=high)
 }
 
+fn register_settings(key: &str, file: RegisterFile) -> Result<RegisterSettings, ConfigError> {
+    let text = file.registrar.trim();
+    let without_scheme = text.strip_prefix("sip:").unwrap_or(text);
+    let bad = || {
+        ConfigError::new(
+            format!("{key}.registrar"),
+            format!("`{text}` is not a host or host:port such as \"sip.carrier.example:5060\""),
+        )
+    };
+    let uri = sip::Uri::parse(&format!("sip:{without_scheme}")).map_err(|_| bad())?;
+    let Some(uri) = uri.as_sip() else {
+        return Err(bad());
+    };
+    if uri.user.is_some() || !uri.params.is_empty() || uri.host.is_empty() {
+        return Err(bad());
+    }
+    let host = uri
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    if file.username.trim().is_empty() || file.password.is_empty() {
+        return Err(ConfigError::new(
+            format!("{key}.password"),
+            "give the account's username and password at the carrier",
+        ));
+    }
+    let expires = file.expires.unwrap_or(3600);
+    if !(60..=86_400).contains(&expires) {
+        return Err(ConfigError::new(
+            format!("{key}.expires"),
+            format!("{expires} is not between 60 and 86400 seconds"),
+        ));
+    }
+    let domain = file.domain.unwrap_or_else(|| uri.host.clone());
+    Ok(RegisterSettings {
+        host,
+        port: uri.port.unwrap_or(5060),
+        domain,
+        username: file.username.trim().to_owned(),
+        password: SipPassword(file.password),
+        expires,
+    })
+}
+
 /// Checks `[voice]` against the contact center's agents.
 pub(super) fn voice_settings(
     file: Option<VoiceFile>,
@@ -256,16 +340,21 @@ pub(super) fn voice_settings(
                 ));
             }
         };
-        if allow.is_empty() && credentials.is_none() {
+        let register = trunk
+            .register
+            .map(|file| register_settings(&format!("{key}.register"), file))
+            .transpose()?;
+        if allow.is_empty() && credentials.is_none() && register.is_none() {
             return Err(ConfigError::new(
                 format!("{key}.allow"),
-                "a trunk needs source addresses, credentials, or both",
+                "a trunk needs source addresses, credentials or a registration",
             ));
         }
         trunks.push(TrunkSettings {
             name: trunk.name,
             allow,
             credentials,
+            register,
         });
     }
     let mut sip_agents: Vec<SipAgentSettings> = Vec::new();
@@ -362,6 +451,21 @@ mod tests {
                 "voice.trunk[0].password",
             ),
             (
+                "sip_listen = \"127.0.0.1:5060\"\n[[trunk]]\nname = \"t\"\n[trunk.register]\n\
+                 registrar = \"a b\"\nusername = \"u\"\npassword = \"p\"",
+                "voice.trunk[0].register.registrar",
+            ),
+            (
+                "sip_listen = \"127.0.0.1:5060\"\n[[trunk]]\nname = \"t\"\n[trunk.register]\n\
+                 registrar = \"sip.example\"\nusername = \"u\"\npassword = \"\"",
+                "voice.trunk[0].register.password",
+            ),
+            (
+                "sip_listen = \"127.0.0.1:5060\"\n[[trunk]]\nname = \"t\"\n[trunk.register]\n\
+                 registrar = \"sip.example\"\nusername = \"u\"\npassword = \"p\"\nexpires = 5",
+                "voice.trunk[0].register.expires",
+            ),
+            (
                 "sip_listen = \"127.0.0.1:5060\"\n[[sip_agent]]\nname = \"ghost\"\npassword = \"12345678\"",
                 "voice.sip_agent[0].name",
             ),
@@ -374,6 +478,32 @@ mod tests {
             let error = check(text, &["agent1"]).unwrap_err();
             assert_eq!(error.key, key, "{text}");
         }
+    }
+
+    #[test]
+    fn a_registration_alone_makes_a_trunk_and_its_registrar_is_read() {
+        let settings = check(
+            "sip_listen = \"127.0.0.1:5060\"\n\
+             [[trunk]]\nname = \"carrier\"\n[trunk.register]\n\
+             registrar = \"sip:sip.carrier.example:5070\"\nusername = \"0312345678\"\n\
+             password = \"at-the-carrier\"\n\
+             [[trunk]]\nname = \"v6\"\n[trunk.register]\nregistrar = \"[2001:db8::1]\"\n\
+             username = \"u\"\npassword = \"p\"\ndomain = \"carrier.example\"\nexpires = 600\n",
+            &[],
+        )
+        .unwrap()
+        .unwrap();
+        let register = settings.trunks[0].register.as_ref().unwrap();
+        assert_eq!(register.host, "sip.carrier.example");
+        assert_eq!(register.port, 5070);
+        assert_eq!(register.domain, "sip.carrier.example");
+        assert_eq!(register.expires, 3600);
+        assert!(settings.trunks[0].allow.is_empty());
+        assert!(!format!("{register:?}").contains("at-the-carrier"));
+        let v6 = settings.trunks[1].register.as_ref().unwrap();
+        assert_eq!((v6.host.as_str(), v6.port), ("2001:db8::1", 5060));
+        assert_eq!(v6.domain, "carrier.example");
+        assert_eq!(v6.expires, 600);
     }
 
     /// The demo takes trunk calls from 127.0.0.1 on the port the README names, and has SIP

@@ -167,7 +167,11 @@ impl Switch {
             .trunks
             .iter()
             .filter(|trunk| {
-                trunk.allow.is_empty() || trunk.allow.iter().any(|block| block.contains(ip))
+                let listed = trunk.allow.iter().any(|block| block.contains(ip));
+                let registrar = self.carriers.trunk_at(ip) == Some(trunk.name.as_str());
+                // No `allow`, credentials: the carrier may call from anywhere, with digest.
+                let anywhere = trunk.allow.is_empty() && trunk.credentials.is_some();
+                listed || registrar || anywhere
             })
             .collect();
         if let Some(open) = trunks.iter().find(|trunk| trunk.credentials.is_none()) {
@@ -662,7 +666,7 @@ impl Switch {
         }
     }
 
-    fn via(&self, transport: Transport) -> Via {
+    pub(super) fn via(&self, transport: Transport) -> Via {
         let branch = format!("z9hG4bK{}", token());
         let mut via = Via::new(
             transport,

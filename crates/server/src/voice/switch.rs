@@ -18,6 +18,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
 
 use super::calls::Call;
+use super::carrier::{Carriers, Resolved};
 use super::media::RtpPorts;
 use super::prompts::PromptLibrary;
 use super::registrar::{MAX_EXPIRES, MIN_EXPIRES, Registrar};
@@ -61,6 +62,9 @@ pub(crate) struct Switch {
     /// Calls whose hang-up waited for a prompt to end come back through here.
     pub(super) wake: UnboundedSender<ContactId>,
     woken: Option<UnboundedReceiver<ContactId>>,
+    /// genkan's registrations with carriers.
+    pub(super) carriers: Carriers,
+    resolved: Option<UnboundedReceiver<Resolved>>,
 }
 
 impl Switch {
@@ -74,13 +78,21 @@ impl Switch {
         softphones: Softphones,
     ) -> anyhow::Result<Self> {
         let (wake, woken) = tokio::sync::mpsc::unbounded_channel();
+        let (resolved_sender, resolved) = tokio::sync::mpsc::unbounded_channel();
+        let public = SocketAddr::new(settings.public_address, bound.port());
+        let carriers = Carriers::new(
+            &settings.trunks,
+            public,
+            resolved_sender,
+            clock::instant_now(),
+        );
         let ports = RtpPorts::new(settings.sip_listen.ip(), settings.rtp_ports.clone());
         // The nonce key must be unguessable: no OS randomness, no voice.
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret)
             .map_err(|error| anyhow::anyhow!("no randomness from the OS: {error}"))?;
         Ok(Self {
-            public: SocketAddr::new(settings.public_address, bound.port()),
+            public,
             settings,
             socket,
             transactions: Transactions::new(sip::Timers::default()),
@@ -98,6 +110,8 @@ impl Switch {
             softphones,
             wake,
             woken: Some(woken),
+            carriers,
+            resolved: Some(resolved),
         })
     }
 
@@ -111,13 +125,21 @@ impl Switch {
     ) {
         let mut buffer = vec![0u8; 65_536];
         let mut sweep = tokio::time::interval(Duration::from_secs(10));
-        let Some(mut woken) = self.woken.take() else {
+        let (Some(mut woken), Some(mut resolved)) = (self.woken.take(), self.resolved.take())
+        else {
             return;
         };
         loop {
             let timer = self.transactions.next_timer();
             let timer_due = async {
                 match timer {
+                    Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let registration = self.carriers.next_due();
+            let registration_due = async {
+                match registration {
                     Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
                     None => std::future::pending().await,
                 }
@@ -135,8 +157,11 @@ impl Switch {
                     let outputs = self.transactions.timer(clock::instant_now());
                     self.drive(outputs);
                 }
+                () = registration_due => self.registrations_due(),
+                Some(answer) = resolved.recv() => self.registrar_resolved(answer),
                 _ = sweep.tick() => self.sweep(),
                 _ = shutdown.changed() => {
+                    self.unregister_all();
                     self.hang_up_all();
                     return;
                 }
@@ -240,7 +265,18 @@ impl Switch {
             sip::Event::Response {
                 transaction,
                 response,
+            } if self.carriers.owns(transaction) => {
+                self.registration_response(transaction, &response);
+                Vec::new()
+            }
+            sip::Event::Response {
+                transaction,
+                response,
             } => self.response(transaction, &response),
+            sip::Event::Timeout { transaction } if self.carriers.owns(transaction) => {
+                self.registration_timed_out(transaction);
+                Vec::new()
+            }
             sip::Event::Timeout { transaction } => {
                 self.abandoned.remove(&transaction);
                 self.phone_failed(transaction, "no answer")

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod alerts;
+mod carrier;
 mod contact_center;
 mod device_renewal;
 mod devices;

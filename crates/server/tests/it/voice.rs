@@ -47,7 +47,7 @@ pub async fn start_with(sip: u16, rtp: &str, contact: &str, voice: &str) -> Genk
     .await
 }
 
-fn scenario(name: &str) -> String {
+pub fn scenario(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/it/sipp")
         .join(name)
@@ -56,7 +56,7 @@ fn scenario(name: &str) -> String {
 }
 
 /// Starts sipp in `dir` with its screen going to `<dir>/<name>.log`.
-fn sipp(dir: &Path, name: &str, args: &[String]) -> Child {
+pub fn sipp(dir: &Path, name: &str, args: &[String]) -> Child {
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
     Command::new("sipp")
         .args(args)
@@ -729,6 +729,13 @@ async fn a_caller_nobody_can_take_hears_the_announcement_then_genkan_hangs_up() 
     let row = newest_contact(&genkan).await;
     assert_eq!(row.channel, "voice");
     assert_eq!(row.outcome, "NoAgentAvailable");
+    // The row waited for the call's record: the announcement's media statistics are on it.
+    let attributes: serde_json::Value = serde_json::from_str(&row.attributes).unwrap();
+    let sent: u64 = attributes["call.customer.packets_sent"]
+        .as_str()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or_else(|| panic!("no call statistics: {attributes}"));
+    assert!(sent >= 70, "{attributes}");
     genkan.shutdown().await;
     let _ = std::fs::remove_dir_all(&prompts);
 }
