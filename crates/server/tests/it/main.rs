@@ -23,4 +23,5 @@ mod upload_scan;
 mod upstream;
 mod voice;
 mod voice_hold;
+mod voice_tcp;
 mod webhook;

@@ -47,7 +47,7 @@ pub async fn start_with(sip: u16, rtp: &str, contact: &str, voice: &str) -> Genk
     .await
 }
 
-fn scenario(name: &str) -> String {
+pub fn scenario(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/it/sipp")
         .join(name)
@@ -56,7 +56,7 @@ fn scenario(name: &str) -> String {
 }
 
 /// Starts sipp in `dir` with its screen going to `<dir>/<name>.log`.
-fn sipp(dir: &Path, name: &str, args: &[String]) -> Child {
+pub fn sipp(dir: &Path, name: &str, args: &[String]) -> Child {
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
     Command::new("sipp")
         .args(args)
