@@ -1,8 +1,10 @@
 //! Agents' SIP phones over TCP, end to end: sipp registers over one TCP connection (`-t t1`,
 //! digest) and takes the call genkan sends on that same connection (`agent_tcp.xml`, whose
-//! out-of-call scenario answers with `-rtp_echo`), while the carrier (sipp) calls over UDP.
-//! A phone whose registration's connection has closed is dialed at its Contact, or, when
-//! that fails, is taken out of the rotation.
+//! out-of-call scenario answers with `-rtp_echo`, holds, hangs up, rings until cancelled or
+//! drops the connection, and checks that genkan's requests come with a TCP Via), while the
+//! carrier (sipp) calls over UDP. A phone whose registration's connection has closed is
+//! dialed at its Contact, or, when it cannot be, is taken out of the rotation (its agent's
+//! presence is read from the supervisor page).
 
 use std::path::Path;
 use std::time::Duration;
@@ -52,7 +54,7 @@ fn tcp_phone(dir: &Path, sip: u16, answering: &str, contact_params: &str) -> Chi
         contact_params.into(),
     ]
     .into();
-    sipp(dir, "phone", &args)
+    sipp(dir, "tcp-phone", &args)
 }
 
 /// A REGISTER over a TCP connection that closes when sipp ends, for a Contact at
@@ -135,7 +137,7 @@ async fn a_phone_registered_over_tcp_is_called_on_its_connection_and_the_carrier
     // on its connection with a TCP Via, and the INVITE with a Contact asking for TCP.
     let mut carrier = trunk(&dir, "trunk_call.xml", sip, 4000);
     succeeds(&mut carrier, &dir, "trunk").await;
-    succeeds(&mut phone, &dir, "phone").await;
+    succeeds(&mut phone, &dir, "tcp-phone").await;
 
     let row = newest_contact(&genkan).await;
     assert_eq!(row.channel, "voice");
@@ -157,6 +159,47 @@ async fn a_phone_registered_over_tcp_is_called_on_its_connection_and_the_carrier
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_hangs_up_while_a_tcp_phone_rings_cancels_it_on_its_connection() {
+    let sip = free_udp_port();
+    let genkan = start(sip, "42050-42099").await;
+    let dir = work_dir(&genkan);
+    let mut watch = supervisor(&genkan).await;
+    let mut phone = tcp_phone(&dir, sip, "agent_tcp_rings.xml", ";transport=tcp");
+    wait_for_presence(&mut watch, "agent1", "Available").await;
+
+    let mut carrier = trunk(&dir, "trunk_cancel.xml", sip, 0);
+    succeeds(&mut carrier, &dir, "trunk").await;
+    succeeds(&mut phone, &dir, "tcp-phone").await;
+
+    let row = newest_contact(&genkan).await;
+    assert_eq!(row.channel, "voice");
+    assert_eq!(row.outcome, "Abandoned");
+    genkan.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_phone_holds_with_a_re_invite_on_its_connection() {
+    let sip = free_udp_port();
+    let genkan = start(sip, "42100-42149").await;
+    let dir = work_dir(&genkan);
+    write_tone(&dir);
+    let mut watch = supervisor(&genkan).await;
+    let mut phone = tcp_phone(&dir, sip, "agent_tcp_holds.xml", ";transport=tcp");
+    wait_for_presence(&mut watch, "agent1", "Available").await;
+
+    // The phone holds 0.8 s after answering and stays on hold; the carrier hangs up at 3 s.
+    let mut carrier = trunk(&dir, "trunk_call.xml", sip, 3000);
+    succeeds(&mut carrier, &dir, "trunk").await;
+    succeeds(&mut phone, &dir, "tcp-phone").await;
+
+    let row = newest_contact(&genkan).await;
+    assert_eq!(row.outcome, "Completed");
+    let attributes: serde_json::Value = serde_json::from_str(&row.attributes).unwrap();
+    assert_eq!(attributes["call.hold_count"], "1", "{attributes}");
+    genkan.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_on_a_tcp_phone_hangs_up_and_a_phone_genkan_cannot_dial_goes_away_with_its_connection()
  {
     let sip = free_udp_port();
@@ -170,7 +213,7 @@ async fn an_agent_on_a_tcp_phone_hangs_up_and_a_phone_genkan_cannot_dial_goes_aw
     wait_for_presence(&mut watch, "agent1", "Available").await;
 
     let mut carrier = trunk(&dir, "trunk_call_held.xml", sip, 0);
-    succeeds(&mut phone, &dir, "phone").await;
+    succeeds(&mut phone, &dir, "tcp-phone").await;
     succeeds(&mut carrier, &dir, "trunk").await;
 
     let row = newest_contact(&genkan).await;
@@ -271,5 +314,38 @@ async fn a_tcp_phone_that_cannot_be_reached_passes_the_call_on_at_once_and_goes_
     let waited = time(row.connected_at.as_deref().unwrap()) - time(&row.initiated_at);
     assert!(waited.num_seconds() < 5, "answered after {waited}");
     wait_for_presence(&mut watch, "agent1", "Away").await;
+    genkan.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_phone_whose_connection_closes_while_ringing_passes_the_call_on_at_once() {
+    let sip = free_udp_port();
+    let genkan = start(sip, "42000-42049").await;
+    let dir = work_dir(&genkan);
+    write_tone(&dir);
+    let mut watch = supervisor(&genkan).await;
+    // agent1, idle longest, rings and its phone's connection closes (sipp stops).
+    let mut dropping = tcp_phone(&dir, sip, "agent_tcp_drops.xml", ";transport=tcp");
+    wait_for_presence(&mut watch, "agent1", "Available").await;
+    let phone_port = free_udp_port();
+    let mut answering = phone(&dir, "agent_answers.xml", phone_port, free_udp_port());
+    let mut registration = register(&dir, "agent2", sip, phone_port, PHONE_PASSWORD);
+    succeeds(&mut registration, &dir, "register-agent2").await;
+
+    let mut carrier = trunk(&dir, "trunk_call.xml", sip, 1000);
+    succeeds(&mut carrier, &dir, "trunk").await;
+    succeeds(&mut answering, &dir, "phone").await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), dropping.wait()).await;
+
+    let row = newest_contact(&genkan).await;
+    assert_eq!(row.outcome, "Completed");
+    assert_eq!(row.agent.as_deref(), Some("agent2"));
+    // Nothing retransmits over TCP: without the closed connection failing the offer, the
+    // center would have waited for its 20 s offer timeout.
+    let time = |text: &str| chrono::DateTime::parse_from_rfc3339(text).unwrap();
+    let waited = time(row.connected_at.as_deref().unwrap()) - time(&row.initiated_at);
+    assert!(waited.num_seconds() < 5, "answered after {waited}");
+    // Its Contact may still be dialed, so agent1 stays available.
+    wait_for_presence(&mut watch, "agent1", "Available").await;
     genkan.shutdown().await;
 }
