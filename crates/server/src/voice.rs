@@ -28,6 +28,9 @@
 //! Trunks with `[voice.trunk.register]` are registered with their carrier by the switch
 //! (`carrier.rs` around `sip::registration`), from the SIP socket.
 //!
+//! Phones that registered over TCP are called on the connection they registered on, or on a
+//! new one to their Contact once it has closed (`calls/reach.rs`).
+//!
 //! Not yet: SIP over TLS.
 
 mod calls;
@@ -60,6 +63,9 @@ pub struct Voice {
     switch: switch::Switch,
     commands: tokio::sync::mpsc::UnboundedReceiver<crate::center::runtime::VoiceCommand>,
     listener: TcpListener,
+    /// TCP connections, accepted or dialed, report to the switch here.
+    streams: tokio::sync::mpsc::UnboundedSender<tcp::StreamEvent>,
+    stream_events: tokio::sync::mpsc::UnboundedReceiver<tcp::StreamEvent>,
     webrtc: softphone::WebRtc,
     webrtc_requests: tokio::sync::mpsc::UnboundedReceiver<softphone::Request>,
     softphones_gone: tokio::sync::mpsc::UnboundedReceiver<softphone::ToSwitch>,
@@ -103,6 +109,7 @@ impl Voice {
         let (adapter, commands) = unbounded_channel();
         center.attach_voice(adapter);
         let prompts = prompts::PromptLibrary::load(settings, data_dir);
+        let (streams, stream_events) = unbounded_channel();
         let switch = switch::Switch::new(
             settings.clone(),
             socket,
@@ -111,12 +118,15 @@ impl Voice {
             recordings.clone(),
             Arc::clone(&prompts),
             softphones.clone(),
+            streams.clone(),
         )?;
         tracing::info!(%sip_addr, "SIP listening (UDP and TCP)");
         Ok(Self {
             switch,
             commands,
             listener,
+            streams,
+            stream_events,
             webrtc,
             webrtc_requests,
             softphones_gone,
@@ -139,13 +149,14 @@ impl Voice {
 
     /// Runs the switch until shutdown.
     pub fn spawn(self, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
-        let (streams, stream_events) = unbounded_channel();
-        tokio::spawn(tcp::accept(self.listener, streams));
+        tokio::spawn(tcp::accept(self.listener, self.streams));
         tokio::spawn(self.webrtc.run(self.webrtc_requests, shutdown.clone()));
-        tokio::spawn(
-            self.switch
-                .run(self.commands, stream_events, self.softphones_gone, shutdown),
-        )
+        tokio::spawn(self.switch.run(
+            self.commands,
+            self.stream_events,
+            self.softphones_gone,
+            shutdown,
+        ))
     }
 }
 

@@ -24,7 +24,10 @@ use crate::clock;
 
 mod announce;
 mod hold;
+mod reach;
 mod softphone;
+
+pub(in crate::voice) use reach::Route;
 
 /// One call through genkan.
 pub(crate) struct Call {
@@ -64,7 +67,8 @@ struct PhoneLeg {
     agent: String,
     transaction: TransactionId,
     invite: Request,
-    address: SocketAddr,
+    /// Where its requests go, and over what.
+    route: Route,
     ringing: bool,
     dialog: Option<Dialog>,
     ack: Option<Request>,
@@ -240,8 +244,15 @@ impl Switch {
         let Some(binding) = self.registrar.lookup(agent, now).cloned() else {
             return Vec::new();
         };
+        let idle = |call: &Call| call.phone.is_none();
+        if !self.calls.get(&contact).is_some_and(idle) {
+            return Vec::new();
+        }
+        let Some(route) = self.route_for_offer(contact, agent, binding.reach) else {
+            return Vec::new();
+        };
         let public = self.public;
-        let Some(call) = self.calls.get(&contact).filter(|call| call.phone.is_none()) else {
+        let Some(call) = self.calls.get(&contact) else {
             return Vec::new();
         };
         let host = host(public.ip());
@@ -255,19 +266,19 @@ impl Switch {
             method: Method::Invite,
         };
         let mut headers = Headers::new(from, to, &call_id, cseq);
-        headers.via = vec![self.via(Transport::Udp)];
+        headers.via = vec![self.via(route.transport)];
         headers.max_forwards = Some(70);
-        headers.contact = vec![self.our_contact(Transport::Udp)];
+        headers.contact = vec![self.our_contact(route.transport)];
         headers.content_type = Some("application/sdp".into());
         let invite = Request {
             method: Method::Invite,
-            uri: binding.contact.clone(),
+            uri: binding.contact,
             headers,
             body: sdp::offer(&local, Direction::SendRecv).into_bytes(),
         };
         match self
             .transactions
-            .request(invite.clone(), binding.address, Transport::Udp, now)
+            .request(invite.clone(), route.to, route.transport, now)
         {
             Ok((transaction, outputs)) => {
                 self.by_transaction.insert(transaction, contact);
@@ -277,7 +288,7 @@ impl Switch {
                         agent: agent.to_owned(),
                         transaction,
                         invite,
-                        address: binding.address,
+                        route,
                         ringing: false,
                         dialog: None,
                         ack: None,
@@ -318,11 +329,12 @@ impl Switch {
         self.by_call_id.remove(&phone.invite.headers.call_id);
         self.by_transaction.remove(&phone.transaction);
         let cancel = sip::cancel_for(&phone.invite);
+        let route = phone.route;
         self.abandoned
-            .insert(phone.transaction, (phone.invite, phone.address));
+            .insert(phone.transaction, (phone.invite, route));
         match self
             .transactions
-            .request(cancel, phone.address, Transport::Udp, clock::instant_now())
+            .request(cancel, route.to, route.transport, clock::instant_now())
         {
             Ok((_, outputs)) => outputs,
             Err(error) => {
@@ -341,15 +353,15 @@ impl Switch {
         if response.headers.cseq.method != Method::Invite {
             return Vec::new();
         }
-        if let Some((invite, address)) = self.abandoned.get(&transaction).cloned() {
+        if let Some((invite, route)) = self.abandoned.get(&transaction).cloned() {
             // A phone that answered after we gave up: acknowledge, then hang up.
             if (200..300).contains(&response.status)
                 && let Ok(mut dialog) = Dialog::as_uac(&invite, response)
             {
-                let ack = dialog.ack(invite.headers.cseq.seq, self.via(Transport::Udp));
-                self.send(&Message::Request(ack), address);
+                let ack = dialog.ack(invite.headers.cseq.seq, self.via(route.transport));
+                self.send_via(&Message::Request(ack), route.to, route.transport);
                 self.abandoned.remove(&transaction);
-                return self.request_in(&mut dialog, Method::Bye, address, Transport::Udp);
+                return self.request_in(&mut dialog, Method::Bye, route.to, route.transport);
             }
             if response.status >= 200 {
                 self.abandoned.remove(&transaction);
@@ -416,7 +428,15 @@ impl Switch {
 
     /// The phone answered: acknowledge it, answer the carrier, bridge the media.
     fn answered(&mut self, contact: ContactId, response: &Response) -> Vec<Output> {
-        let via = self.via(Transport::Udp);
+        let Some(route) = self
+            .calls
+            .get(&contact)
+            .and_then(|call| call.phone.as_ref())
+            .map(|phone| phone.route)
+        else {
+            return Vec::new();
+        };
+        let via = self.via(route.transport);
         let Some(call) = self.calls.get_mut(&contact) else {
             return Vec::new();
         };
@@ -425,8 +445,8 @@ impl Switch {
         };
         if let Some(ack) = &phone.ack {
             // A retransmitted 200: the ACK was lost.
-            let (ack, address) = (Message::Request(ack.clone()), phone.address);
-            self.send(&ack, address);
+            let ack = Message::Request(ack.clone());
+            self.send_via(&ack, route.to, route.transport);
             return Vec::new();
         }
         let remote = sdp::parse(&response.body).and_then(|answer| answer.audio());
@@ -437,8 +457,8 @@ impl Switch {
         let ack = dialog.ack(phone.invite.headers.cseq.seq, via);
         phone.ack = Some(ack.clone());
         phone.dialog = Some(dialog);
-        let (agent, phone_address) = (phone.agent.clone(), phone.address);
-        self.send(&Message::Request(ack), phone_address);
+        let agent = phone.agent.clone();
+        self.send_via(&Message::Request(ack), route.to, route.transport);
         let Ok(remote) = remote else {
             tracing::info!(%contact, "the phone answered without usable audio");
             let call = self.calls.remove(&contact);
@@ -578,11 +598,12 @@ impl Switch {
             self.by_transaction.remove(&phone.transaction);
             match phone.dialog {
                 Some(mut dialog) => {
+                    let route = self.reroute(&phone.agent, phone.route);
                     outputs.extend(self.request_in(
                         &mut dialog,
                         Method::Bye,
-                        phone.address,
-                        Transport::Udp,
+                        route.to,
+                        route.transport,
                     ));
                 }
                 None if !matches!(ending, Ending::AgentEnded(_)) => {

@@ -239,7 +239,7 @@ impl Switch {
             };
             let request = carrier.registration.unregister(via, &token());
             tracing::info!(trunk = carrier.trunk, "unregistering from the carrier");
-            self.send(&Message::Request(request), address);
+            self.send_via(&Message::Request(request), address, Transport::Udp);
         }
     }
 

@@ -17,11 +17,11 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
 
-use super::calls::Call;
+use super::calls::{Call, Route};
 use super::carrier::{Carriers, Resolved};
 use super::media::RtpPorts;
 use super::prompts::PromptLibrary;
-use super::registrar::{MAX_EXPIRES, MIN_EXPIRES, Registrar};
+use super::registrar::{MAX_EXPIRES, MIN_EXPIRES, Reach, Registrar, max_expires};
 use super::softphone::{Softphones, ToSwitch};
 use super::tcp::StreamEvent;
 use super::{random, token};
@@ -52,9 +52,11 @@ pub(crate) struct Switch {
     /// Trunk INVITE server transactions and phone INVITE client transactions.
     pub(super) by_transaction: BTreeMap<TransactionId, ContactId>,
     /// Phone INVITEs given up (cancelled, withdrawn) whose late 2xx must be ACKed and ended.
-    pub(super) abandoned: BTreeMap<TransactionId, (Request, SocketAddr)>,
-    /// Open TCP connections by peer: where to write what goes to them.
-    connections: BTreeMap<SocketAddr, UnboundedSender<Vec<u8>>>,
+    pub(super) abandoned: BTreeMap<TransactionId, (Request, Route)>,
+    /// Open TCP connections by peer (and those being dialed): where to write what goes to them.
+    pub(super) connections: BTreeMap<SocketAddr, UnboundedSender<Vec<u8>>>,
+    /// Where connections the switch dials report, like accepted ones.
+    pub(super) streams: UnboundedSender<StreamEvent>,
     /// The flow's prompts, decoded; an upload swaps them in place.
     pub(super) prompts: Arc<PromptLibrary>,
     /// Agents' browser softphones.
@@ -76,6 +78,7 @@ impl Switch {
         recordings: PathBuf,
         prompts: Arc<PromptLibrary>,
         softphones: Softphones,
+        streams: UnboundedSender<StreamEvent>,
     ) -> anyhow::Result<Self> {
         let (wake, woken) = tokio::sync::mpsc::unbounded_channel();
         let (resolved_sender, resolved) = tokio::sync::mpsc::unbounded_channel();
@@ -106,6 +109,7 @@ impl Switch {
             by_transaction: BTreeMap::new(),
             abandoned: BTreeMap::new(),
             connections: BTreeMap::new(),
+            streams,
             prompts,
             softphones,
             wake,
@@ -207,6 +211,13 @@ impl Switch {
             }
             StreamEvent::Closed { peer } => {
                 self.connections.remove(&peer);
+                let outputs = self.connection_lost(peer, true);
+                self.drive(outputs);
+            }
+            StreamEvent::Unreachable { peer } => {
+                self.connections.remove(&peer);
+                let outputs = self.connection_lost(peer, false);
+                self.drive(outputs);
             }
         }
     }
@@ -229,11 +240,6 @@ impl Switch {
                 Output::Armed { .. } => {}
             }
         }
-    }
-
-    /// Sends over UDP.
-    pub(super) fn send(&self, message: &Message, to: SocketAddr) {
-        self.send_via(message, to, Transport::Udp);
     }
 
     /// Sends over UDP, or on the open TCP connection from `to`.
@@ -293,7 +299,7 @@ impl Switch {
         transport: Transport,
     ) -> Vec<Output> {
         match request.method {
-            Method::Register => self.register(transaction, &request, source),
+            Method::Register => self.register(transaction, &request, source, transport),
             Method::Options => {
                 let mut response = with_tag(sip::response_to(&request, 200, "OK"), &request);
                 response.headers.other.push(("Allow".into(), ALLOW.into()));
@@ -353,6 +359,7 @@ impl Switch {
         transaction: TransactionId,
         request: &Request,
         source: SocketAddr,
+        transport: Transport,
     ) -> Vec<Output> {
         let agents = &self.settings.sip_agents;
         let verdict = self.nonces.verify(
@@ -409,12 +416,19 @@ impl Switch {
             .unwrap_or(MAX_EXPIRES);
         match contact {
             Some(mut address) if asked > 0 => {
-                let expires = asked.clamp(MIN_EXPIRES, MAX_EXPIRES);
+                let expires = asked.clamp(MIN_EXPIRES, max_expires(transport));
                 let lifetime = Duration::from_secs(u64::from(expires));
-                let target = contact_address(&address.uri).unwrap_or(source);
+                let reach = if transport.is_reliable() {
+                    Reach::Tcp {
+                        flow: Some(source),
+                        dial: tcp_contact_address(&address.uri),
+                    }
+                } else {
+                    Reach::Udp(contact_address(&address.uri).unwrap_or(source))
+                };
                 if self
                     .registrar
-                    .bind(&agent, address.uri.clone(), target, lifetime, now)
+                    .bind(&agent, address.uri.clone(), reach, lifetime, now)
                 {
                     tracing::info!(agent, "SIP phone registered");
                     self.center.event(Event::AgentStatus {
@@ -473,6 +487,16 @@ fn contact_address(uri: &sip::Uri) -> Option<SocketAddr> {
     let host = uri.host.trim_start_matches('[').trim_end_matches(']');
     let ip: std::net::IpAddr = host.parse().ok()?;
     Some(SocketAddr::new(ip, uri.port.unwrap_or(5060)))
+}
+
+/// Where a Contact that asks for TCP (`;transport=tcp`) and names an IP address is dialed.
+fn tcp_contact_address(uri: &sip::Uri) -> Option<SocketAddr> {
+    let sip_uri = uri.as_sip()?;
+    let tcp = sip_uri
+        .param("transport")
+        .flatten()
+        .is_some_and(|transport| transport.eq_ignore_ascii_case("tcp"));
+    tcp.then(|| contact_address(uri)).flatten()
 }
 
 /// A final response gets our To tag unless the request already had one (RFC 3261 §8.2.6.2).

@@ -1,6 +1,8 @@
 //! SIP over TCP: an accept loop and one task per connection that frames the byte stream
 //! with `sip::frame` and hands whole messages to the switch, which answers on the same
-//! connection through the writer it was given.
+//! connection through the writer it was given. The switch also dials connections of its own
+//! (to a phone registered over TCP whose connection has closed); their messages come back the
+//! same way.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,12 +12,14 @@ use sip::{Frame, Limits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 /// Connections open at once; more are closed at once.
 const MAX_CONNECTIONS: usize = 1024;
 /// A connection that sends nothing (not even a CRLF keep-alive) for this long is closed.
-const IDLE: Duration = Duration::from_secs(300);
+pub(crate) const IDLE: Duration = Duration::from_secs(300);
+/// How long a connection genkan dials may take to open.
+const CONNECT: Duration = Duration::from_secs(5);
 
 /// What the connections tell the switch.
 pub(crate) enum StreamEvent {
@@ -35,6 +39,8 @@ pub(crate) enum StreamEvent {
     },
     /// The connection is gone.
     Closed { peer: SocketAddr },
+    /// A connection the switch dialed could not be opened; what was queued on it is dropped.
+    Unreachable { peer: SocketAddr },
 }
 
 /// Accepts connections until the switch stops listening.
@@ -62,9 +68,7 @@ pub(crate) async fn accept(listener: TcpListener, events: UnboundedSender<Stream
 }
 
 async fn connection(stream: TcpStream, peer: SocketAddr, events: UnboundedSender<StreamEvent>) {
-    let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
-    let (outgoing, mut queued) = unbounded_channel::<Vec<u8>>();
+    let (outgoing, queued) = unbounded_channel::<Vec<u8>>();
     if events
         .send(StreamEvent::Opened {
             peer,
@@ -74,6 +78,37 @@ async fn connection(stream: TcpStream, peer: SocketAddr, events: UnboundedSender
     {
         return;
     }
+    serve(stream, peer, queued, events).await;
+}
+
+/// Opens a connection to `peer` in a task of its own and serves it like an accepted one. The
+/// switch made the channel and writes to it at once: what it queues is sent once the
+/// connection is open, so a request need not wait for the handshake.
+pub(crate) fn dial(
+    peer: SocketAddr,
+    queued: UnboundedReceiver<Vec<u8>>,
+    events: UnboundedSender<StreamEvent>,
+) {
+    tokio::spawn(async move {
+        let failure = match tokio::time::timeout(CONNECT, TcpStream::connect(peer)).await {
+            Ok(Ok(stream)) => return serve(stream, peer, queued, events).await,
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        tracing::info!(%peer, failure, "cannot open a SIP TCP connection");
+        let _ = events.send(StreamEvent::Unreachable { peer });
+    });
+}
+
+/// Writes what the switch queues and frames what the peer sends, until either side ends.
+async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut queued: UnboundedReceiver<Vec<u8>>,
+    events: UnboundedSender<StreamEvent>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
     // The writer ends when the switch drops its sender (after `Closed`), having sent what
     // was queued.
     tokio::spawn(async move {

@@ -24,4 +24,5 @@ mod upload_scan;
 mod upstream;
 mod voice;
 mod voice_hold;
+mod voice_tcp;
 mod webhook;

@@ -780,6 +780,49 @@ fn reliable_transports_run_no_retransmission_timers() {
     assert!(trace.layer.is_empty());
 }
 
+/// genkan calling a phone that registered over TCP: no timer A, the ACK for a decline goes
+/// on the same connection and the transaction ends at once (timer D is zero), and a 2xx
+/// still waits out timer M, which RFC 6026 runs on every transport.
+#[test]
+fn an_invite_over_tcp_is_never_retransmitted_and_a_decline_ends_it_at_once() {
+    let mut trace = Trace::new();
+    let invite = outgoing(&Method::Invite);
+    trace.send(0, invite.clone(), PHONE, Transport::Tcp);
+    trace.receive(2000, &reply(&invite, 180, "Ringing"), PHONE, Transport::Tcp);
+    trace.receive(
+        5000,
+        &reply(&invite, 486, "Busy Here"),
+        PHONE,
+        Transport::Tcp,
+    );
+    let mut second = outgoing(&Method::Invite);
+    second.headers.via[0].set_param("branch", Some("z9hG4bKgkSecond"));
+    trace.send(6000, second.clone(), PHONE, Transport::Tcp);
+    trace.receive(6100, &reply(&second, 200, "OK"), PHONE, Transport::Tcp);
+    trace.advance(60_000);
+    expect![[r#"
+        +0ms TU sends INVITE sip:agent1@127.0.0.1:5090
+          tx1 send INVITE sip:agent1@127.0.0.1:5090 SIP/2.0 (5 INVITE) to 127.0.0.1:5090 over Tcp
+          tx1 arm B at +32000ms
+        +2000ms receive SIP/2.0 180 Ringing
+          TU: response 180 Ringing on tx1
+        +5000ms receive SIP/2.0 486 Busy Here
+          tx1 send ACK sip:agent1@127.0.0.1:5090 SIP/2.0 (5 ACK, to-tag ph1) to 127.0.0.1:5090 over Tcp
+          TU: response 486 Busy Here on tx1
+          TU: tx1 terminated
+        +6000ms TU sends INVITE sip:agent1@127.0.0.1:5090
+          tx2 send INVITE sip:agent1@127.0.0.1:5090 SIP/2.0 (5 INVITE) to 127.0.0.1:5090 over Tcp
+          tx2 arm B at +38000ms
+        +6100ms receive SIP/2.0 200 OK
+          TU: response 200 OK on tx2
+          tx2 arm M at +38100ms
+        +38100ms timers
+          TU: tx2 terminated
+    "#]]
+    .assert_eq(&trace.log);
+    assert!(trace.layer.is_empty());
+}
+
 #[test]
 fn the_layer_refuses_what_the_tu_gets_wrong() {
     let mut trace = Trace::new();

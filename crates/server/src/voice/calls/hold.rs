@@ -191,7 +191,11 @@ impl Switch {
         };
         let transport = match (side, self.calls.get(&contact)) {
             (Side::Customer, Some(call)) => call.trunk_transport,
-            _ => Transport::Udp,
+            (Side::Agent, Some(call)) => call
+                .phone
+                .as_ref()
+                .map_or(Transport::Udp, |phone| phone.route.transport),
+            (_, None) => Transport::Udp,
         };
         let our_contact = self.our_contact(transport);
         let now = clock::instant_now();
