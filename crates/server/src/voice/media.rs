@@ -5,11 +5,18 @@
 //! phone leg joins when the agent's phone answers, and the recording starts then.
 //!
 //! Port pairs come from `[voice] rtp_ports`; each call takes two consecutive free ports.
+//!
+//! The media tasks and their sockets live on a runtime of their own (`media_runtime`), not
+//! on the one that runs the SIP switch, the contact center and HTTP: a call's media wakes
+//! 150 times a second, and with hundreds of calls those wake-ups queued every INVITE and
+//! every routing decision behind them (setup p99 of 176 ms at 700 calls,
+//! docs/performance.md). On threads of their own, the kernel's scheduler, not a run queue
+//! shared with media, decides when signalling runs.
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use contact::{ContactId, Event};
@@ -44,6 +51,9 @@ impl RtpPorts {
     }
 
     fn socket(&mut self) -> Option<UdpSocket> {
+        // Registered with the media runtime's reactor, where the call's media task reads it.
+        let runtime = media_runtime();
+        let _inside = runtime.enter();
         let size = usize::from(self.range.end() - self.range.start()) + 1;
         for _ in 0..size {
             let port = self.next;
@@ -63,6 +73,29 @@ impl RtpPorts {
             }
         }
         None
+    }
+}
+
+/// The runtime every call's media task runs on: as many workers as cores, built at the
+/// first call and kept for the life of the process (a runtime cannot be dropped from async
+/// code). Should the OS refuse its threads, media runs on the caller's runtime instead.
+fn media_runtime() -> tokio::runtime::Handle {
+    static MEDIA: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
+    let runtime = MEDIA.get_or_init(|| {
+        let workers = std::thread::available_parallelism().map_or(2, usize::from);
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name("genkan-media")
+            .enable_all()
+            .build()
+            .inspect_err(|error| {
+                tracing::error!(%error, "no media threads: media shares the main runtime");
+            })
+            .ok()
+    });
+    match runtime {
+        Some(runtime) => runtime.handle().clone(),
+        None => tokio::runtime::Handle::current(),
     }
 }
 
@@ -190,7 +223,7 @@ pub(crate) fn start(customer: Leg, contact: ContactId, center: Arc<ContactCenter
     let (stop, stopped) = oneshot::channel();
     let (finished, done) = oneshot::channel();
     let (control, controls) = unbounded_channel();
-    tokio::spawn(async move {
+    media_runtime().spawn(async move {
         let summary = run(customer, contact, center, controls, stopped).await;
         let _ = finished.send(summary);
     });
