@@ -30,8 +30,13 @@ function element(tag, attributes = {}, ...children) {
   return node;
 }
 
+// What the agent does while the page's socket is still opening (a click right after the page
+// loads) is sent once it opens, not lost.
+const opening = [];
+
 function send(message) {
-  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+  if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+  else if (socket?.readyState === WebSocket.CONNECTING) opening.push(message);
 }
 
 function table(rows) {
@@ -68,8 +73,16 @@ function offer(message) {
   if (message.history.length > 0) card.append(element("h3", {}, "履歴 / history"), history(message.history));
   const accept = element("button", { class: "accept" }, "応答 / Accept");
   const reject = element("button", { class: "reject" }, "拒否 / Reject");
-  accept.addEventListener("click", () => {
+  accept.addEventListener("click", async () => {
     softphone.stopRing(message.contact);
+    // A call offered while the phone was off: Accept turns it on first, so the call has
+    // somewhere to go. If the microphone is refused, the offer stays to be rejected.
+    if (calls.has(message.contact) && softphone.available() && !softphone.isOn()) {
+      accept.disabled = true;
+      const ready = await softphone.turnOnForCall();
+      accept.disabled = false;
+      if (!ready) return;
+    }
     send({ type: "accept", contact: message.contact });
   });
   reject.addEventListener("click", () => {
@@ -83,6 +96,8 @@ function offer(message) {
     if (softphone.isOn()) {
       accept.before(element("span", { class: "ringing" }, "着信中 / ringing… "));
       softphone.ring(message.contact);
+    } else if (softphone.available()) {
+      accept.before(element("span", { class: "phone-off" }, "電話はオフです。応答すると電話をオンにします / The phone is off: Accept turns it on "));
     }
   }
 }
@@ -214,6 +229,7 @@ function connect() {
   socket.addEventListener("open", () => {
     retry = 500;
     connection.textContent = "";
+    for (const message of opening.splice(0)) socket.send(JSON.stringify(message));
   });
   socket.addEventListener("message", (event) => receive(JSON.parse(event.data)));
   socket.addEventListener("close", () => {

@@ -131,6 +131,26 @@ function stopRinging() {
   ringer = null;
 }
 
+/** Whether this desk has a softphone (genkan takes calls and offers the PHONE panel). */
+export function available() {
+  return $("phone") !== null;
+}
+
+/**
+ * Turns the phone on from the Accept of a call offered while it was off, and resolves to
+ * whether it connected within `limit` ms. Called inside the click, so the browser may ask for
+ * the microphone; a refusal is explained in the PHONE panel as when turning it on there.
+ */
+export async function turnOnForCall(limit = 10000) {
+  if (isOn()) return true;
+  if (!pc) await turnOn();
+  const deadline = Date.now() + limit;
+  while (pc && !isOn() && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return isOn();
+}
+
 /** Whether calls ring here (the phone is on and connected). */
 export function isOn() {
   return pc !== null && pc.connectionState === "connected";
