@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { copyFileSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { launchBrowser, shotsDir, startGenkan } from "./harness.mjs";
+import { FAKE_MEDIA, launchBrowser, shotsDir, startGenkan } from "./harness.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const examples = join(here, "..", "..", "examples");
@@ -20,7 +20,8 @@ before(async () => {
   // at once below).
   const demo = ephemeralSip(readFileSync(join(examples, "contact-demo.toml"), "utf8"));
   genkan = await startGenkan(demo, (dir) => copyFileSync(join(examples, "contact-demo.sql"), join(dir, "contact-demo.sql")));
-  browser = await launchBrowser();
+  // The demo takes calls, so the desk has a softphone, which Accept on a call turns on.
+  browser = await launchBrowser(FAKE_MEDIA);
 });
 
 after(async () => {

@@ -55,6 +55,19 @@ export async function startGenkan(extra, prepare = () => {}) {
   return { child, port, dir, config, cli, origin: `https://localhost:${port}` };
 }
 
+/**
+ * Flags for pages that use the desk's softphone: a fake microphone (a beep, unless a file is
+ * given with --use-file-for-fake-audio-capture) granted without asking, and WebRTC to genkan
+ * on loopback with plain addresses in the candidates.
+ */
+export const FAKE_MEDIA = [
+  "--use-fake-ui-for-media-stream",
+  "--use-fake-device-for-media-stream",
+  "--allow-loopback-in-peer-connection",
+  "--disable-features=WebRtcHideLocalIpsWithMdns",
+  "--autoplay-policy=no-user-gesture-required",
+];
+
 /** Debian's Chromium, headless, with the flags this closed network needs (and `extra`). */
 export async function launchBrowser(extra = []) {
   return chromium.launch({

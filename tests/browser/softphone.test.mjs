@@ -12,7 +12,7 @@ import { copyFileSync, readFileSync, writeFileSync, mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { launchBrowser, shotsDir, startGenkan } from "./harness.mjs";
+import { FAKE_MEDIA, launchBrowser, shotsDir, startGenkan } from "./harness.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..", "..");
@@ -109,14 +109,7 @@ before(async () => {
   genkan = await startGenkan(demo.replace("[contact]\n", `${extra}\n[contact]\n`), (dir) =>
     copyFileSync(join(examples, "contact-demo.sql"), join(dir, "contact-demo.sql")),
   );
-  browser = await launchBrowser([
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    `--use-file-for-fake-audio-capture=${join(work, "microphone.wav")}`,
-    "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--autoplay-policy=no-user-gesture-required",
-  ]);
+  browser = await launchBrowser([...FAKE_MEDIA, `--use-file-for-fake-audio-capture=${join(work, "microphone.wav")}`]);
 });
 
 after(async () => {
