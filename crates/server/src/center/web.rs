@@ -127,7 +127,7 @@ button{padding:.4rem 1rem;font-size:1rem;margin:.2rem .3rem .2rem 0}input,textar
 .log{height:14rem;overflow-y:auto;border:1px solid #ddd;border-radius:4px;padding:.5rem;background:#fafafa;margin:.5rem 0}\
 .line{margin:.2rem 0}.from-agent,.me{color:#1d4e89}.from-customer{color:#222}.from-center{color:#6b4e16;font-style:italic}\
 table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #eee;padding:.25rem .4rem;text-align:left;vertical-align:top}\
-.log.call-log{height:auto;min-height:1.5rem}.log.call-log:empty{display:none}.ringing{color:#c77d00;font-weight:600;margin-right:.5rem}.phone-off{color:#555;margin-right:.5rem}.status{font-weight:600}.problem{color:#a11}.phone{border-color:#7a4b2a}.call-controls button[aria-pressed=true]{background:#f3d9b1}\
+.log.call-log{height:auto;min-height:1.5rem}.log.call-log:empty{display:none}.ringing{color:#c77d00;font-weight:600;margin-right:.5rem}.phone-off{display:block;color:#555;margin-bottom:.5rem}.status{font-weight:600}.problem{color:#a11}.phone{border-color:#7a4b2a}.call-controls button[aria-pressed=true]{background:#f3d9b1}\
 .audio-stats{font-size:.85rem;color:#555;margin-left:.5rem}.muted{color:#666}.row{display:flex;gap:.5rem}.row input{flex:1}";
 
 /// The softphone's part of the desk (desk.js drives it).
