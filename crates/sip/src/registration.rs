@@ -97,18 +97,9 @@ struct Challenge {
     nonce: String,
     opaque: Option<String>,
     qop_auth: bool,
-    /// Nonce-count of the last request signed with this nonce.
+    /// Nonce-count of the last request signed with this nonce: 1 when that request answered
+    /// the challenge as it came, more when it reused the nonce (a refresh, a 423 retry).
     count: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Signed {
-    /// No credentials.
-    No,
-    /// Credentials for a challenge answered before (a refresh).
-    Reused,
-    /// Credentials answering the challenge just received.
-    Fresh,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,7 +107,7 @@ enum State {
     /// The next REGISTER goes at this time.
     Due(Instant),
     /// A REGISTER with this CSeq is out.
-    Waiting { seq: u32, signed: Signed },
+    Waiting { seq: u32 },
     /// Unregistered for good.
     Stopped,
 }
@@ -179,22 +170,14 @@ impl Registration {
             State::Due(at) if at <= now => {}
             _ => return None,
         }
-        let signed = match &self.challenge {
-            None => Signed::No,
-            Some(challenge) if challenge.count == 0 => Signed::Fresh,
-            Some(_) => Signed::Reused,
-        };
         let request = self.request(self.expires, via, cnonce);
-        self.state = State::Waiting {
-            seq: self.seq,
-            signed,
-        };
+        self.state = State::Waiting { seq: self.seq };
         Some(request)
     }
 
     /// A response to the REGISTER in flight.
     pub fn response(&mut self, response: &Response, now: Instant) -> Outcome {
-        let State::Waiting { seq, signed } = self.state else {
+        let State::Waiting { seq } = self.state else {
             return Outcome::Ignored;
         };
         if response.status < 200
@@ -231,7 +214,11 @@ impl Registration {
                     auth.param("stale")
                         .is_some_and(|v| v.eq_ignore_ascii_case("true"))
                 });
-                if signed == Signed::Fresh && !stale {
+                let answered_as_it_came = self
+                    .challenge
+                    .as_ref()
+                    .is_some_and(|challenge| challenge.count == 1);
+                if answered_as_it_came && !stale {
                     self.challenge = None;
                     return self.failed(
                         now,

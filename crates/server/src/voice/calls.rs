@@ -723,7 +723,7 @@ impl Switch {
     }
 }
 
-fn host(ip: IpAddr) -> String {
+pub(super) fn host(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => format!("[{v6}]"),

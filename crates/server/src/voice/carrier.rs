@@ -15,6 +15,7 @@ use sip::registration::{Account, Outcome, Registration};
 use sip::{Message, Response, SipUri, TransactionId, Transport};
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::calls::host;
 use super::switch::Switch;
 use super::token;
 use crate::clock;
@@ -63,7 +64,7 @@ impl Carriers {
                     aor: SipUri::new(Some(&register.username), &uri_host(&register.domain), None),
                     contact: SipUri::new(
                         Some(&register.username),
-                        &uri_host(&public.ip().to_string()),
+                        &host(public.ip()),
                         Some(public.port()),
                     ),
                     username: register.username.clone(),
@@ -108,9 +109,14 @@ impl Carriers {
 
     /// Whether `transaction` is one of our REGISTERs.
     pub(crate) fn owns(&self, transaction: TransactionId) -> bool {
+        self.index_of(transaction).is_some()
+    }
+
+    /// The registration whose REGISTER is `transaction`.
+    fn index_of(&self, transaction: TransactionId) -> Option<usize> {
         self.carriers
             .iter()
-            .any(|carrier| carrier.transaction == Some(transaction))
+            .position(|carrier| carrier.transaction == Some(transaction))
     }
 }
 
@@ -200,7 +206,7 @@ impl Switch {
         transaction: TransactionId,
         response: &Response,
     ) {
-        let Some(index) = self.carrier_of(transaction) else {
+        let Some(index) = self.carriers.index_of(transaction) else {
             return;
         };
         let carrier = &mut self.carriers.carriers[index];
@@ -218,7 +224,7 @@ impl Switch {
 
     /// One of our REGISTERs got no answer.
     pub(super) fn registration_timed_out(&mut self, transaction: TransactionId) {
-        let Some(index) = self.carrier_of(transaction) else {
+        let Some(index) = self.carriers.index_of(transaction) else {
             return;
         };
         let carrier = &mut self.carriers.carriers[index];
@@ -241,13 +247,6 @@ impl Switch {
             tracing::info!(trunk = carrier.trunk, "unregistering from the carrier");
             self.send_via(&Message::Request(request), address, Transport::Udp);
         }
-    }
-
-    fn carrier_of(&self, transaction: TransactionId) -> Option<usize> {
-        self.carriers
-            .carriers
-            .iter()
-            .position(|carrier| carrier.transaction == Some(transaction))
     }
 }
 
@@ -282,7 +281,8 @@ fn log_outcome(trunk: &str, outcome: &Outcome, was_registered: bool) {
     }
 }
 
-/// A host as it is written in a SIP URI: IPv6 addresses in brackets.
+/// A configured host (a name or an address) as it is written in a SIP URI: IPv6 addresses
+/// in brackets.
 fn uri_host(host: &str) -> String {
     if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]")

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{Web, agent_of, same_origin};
+use crate::voice::Softphones;
 
 /// An SDP offer is a few kilobytes; anything far larger is not one.
 const MAX_OFFER_BYTES: usize = 32 * 1024;
@@ -23,6 +24,32 @@ fn refused(status: StatusCode, message: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// Why a request is refused, for [`refused`].
+type Refusal = (StatusCode, &'static str);
+
+/// The signed-in agent behind a request from the desk's own script (a page of another site
+/// cannot post JSON with the agent's cookie and this origin).
+fn desk_agent(web: &Web, headers: &HeaderMap, uri: &Uri) -> Result<String, Refusal> {
+    if !same_origin(headers, uri) {
+        return Err((StatusCode::FORBIDDEN, "wrong origin"));
+    }
+    agent_of(web, headers).ok_or((StatusCode::FORBIDDEN, "not an agent"))
+}
+
+/// The desk's agent and the softphones (when `[voice]` is configured).
+fn desk_phone<'web>(
+    web: &'web Web,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Result<(String, &'web Softphones), Refusal> {
+    let agent = desk_agent(web, headers, uri)?;
+    let softphones = web
+        .softphones
+        .as_ref()
+        .ok_or((StatusCode::NOT_FOUND, "no [voice] configured"))?;
+    Ok((agent, softphones))
+}
+
 /// `POST /_genkan/desk/softphone`: `{"sdp": offer}` → `{"sdp": answer}`.
 pub(super) async fn offer(
     State(web): State<Web>,
@@ -30,16 +57,9 @@ pub(super) async fn offer(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    // Only the desk's own script: a page of another site cannot post JSON with the agent's
-    // cookie and this origin.
-    if !same_origin(&headers, &uri) {
-        return refused(StatusCode::FORBIDDEN, "wrong origin");
-    }
-    let Some(agent) = agent_of(&web, &headers) else {
-        return refused(StatusCode::FORBIDDEN, "not an agent");
-    };
-    let Some(softphones) = &web.softphones else {
-        return refused(StatusCode::NOT_FOUND, "no [voice] configured");
+    let (agent, softphones) = match desk_phone(&web, &headers, &uri) {
+        Ok(found) => found,
+        Err((status, message)) => return refused(status, message),
     };
     if body.len() > MAX_OFFER_BYTES {
         return refused(StatusCode::PAYLOAD_TOO_LARGE, "offer too large");
@@ -80,14 +100,9 @@ pub(super) async fn hold(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    if !same_origin(&headers, &uri) {
-        return refused(StatusCode::FORBIDDEN, "wrong origin");
-    }
-    let Some(agent) = agent_of(&web, &headers) else {
-        return refused(StatusCode::FORBIDDEN, "not an agent");
-    };
-    let Some(softphones) = &web.softphones else {
-        return refused(StatusCode::NOT_FOUND, "no [voice] configured");
+    let (agent, softphones) = match desk_phone(&web, &headers, &uri) {
+        Ok(found) => found,
+        Err((status, message)) => return refused(status, message),
     };
     let Ok(hold) = serde_json::from_slice::<Hold>(&body) else {
         return refused(
@@ -107,11 +122,9 @@ pub(super) async fn hold(
 
 /// `DELETE /_genkan/desk/softphone`: the agent turned their phone off.
 pub(super) async fn close(State(web): State<Web>, headers: HeaderMap, uri: Uri) -> Response {
-    if !same_origin(&headers, &uri) {
-        return refused(StatusCode::FORBIDDEN, "wrong origin");
-    }
-    let Some(agent) = agent_of(&web, &headers) else {
-        return refused(StatusCode::FORBIDDEN, "not an agent");
+    let agent = match desk_agent(&web, &headers, &uri) {
+        Ok(agent) => agent,
+        Err((status, message)) => return refused(status, message),
     };
     if let Some(softphones) = &web.softphones {
         softphones.close(&agent);
