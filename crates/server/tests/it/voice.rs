@@ -205,6 +205,15 @@ pub async fn newest_contact(genkan: &Genkan) -> store_sqlite::ContactRow {
     row.unwrap()
 }
 
+/// A number from a call's contact record (its `call.…` attributes are text); a missing or
+/// unreadable one fails the test, showing them all.
+pub fn call_figure<T: std::str::FromStr>(attributes: &serde_json::Value, key: &str) -> T {
+    attributes[key]
+        .as_str()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or_else(|| panic!("{key} is not a number: {attributes}"))
+}
+
 pub fn work_dir(genkan: &Genkan) -> PathBuf {
     let dir = genkan.dir.0.join("sipp");
     std::fs::create_dir_all(&dir).unwrap();
@@ -241,13 +250,8 @@ async fn a_trunk_call_rings_the_agents_phone_passes_audio_both_ways_and_is_recor
     ] {
         assert!(attributes[key].is_string(), "{key} missing: {attributes}");
     }
-    let received = |side: &str| -> u64 {
-        attributes[format!("call.{side}.packets_received")]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+    let received =
+        |side: &str| -> u64 { call_figure(&attributes, &format!("call.{side}.packets_received")) };
     // Three seconds of tone from the carrier (150 packets), echoed back by the phone.
     assert!(received("customer") >= 140, "{attributes}");
     assert!(received("agent") >= 120, "{attributes}");
@@ -423,11 +427,7 @@ async fn a_carrier_on_tcp_reaches_a_phone_on_udp() {
     let row = newest_contact(&genkan).await;
     assert_eq!(row.outcome, "Completed");
     let attributes: serde_json::Value = serde_json::from_str(&row.attributes).unwrap();
-    let received: u64 = attributes["call.customer.packets_received"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let received: u64 = call_figure(&attributes, "call.customer.packets_received");
     assert!(received >= 60, "{attributes}");
     assert!(row.recording.is_some());
     genkan.shutdown().await;
@@ -731,10 +731,7 @@ async fn a_caller_nobody_can_take_hears_the_announcement_then_genkan_hangs_up() 
     assert_eq!(row.outcome, "NoAgentAvailable");
     // The row waited for the call's record: the announcement's media statistics are on it.
     let attributes: serde_json::Value = serde_json::from_str(&row.attributes).unwrap();
-    let sent: u64 = attributes["call.customer.packets_sent"]
-        .as_str()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or_else(|| panic!("no call statistics: {attributes}"));
+    let sent: u64 = call_figure(&attributes, "call.customer.packets_sent");
     assert!(sent >= 70, "{attributes}");
     genkan.shutdown().await;
     let _ = std::fs::remove_dir_all(&prompts);
@@ -854,13 +851,8 @@ async fn a_caller_greeted_first_is_then_bridged_to_the_agent_and_recorded_from_t
     assert_eq!(row.agent.as_deref(), Some("agent1"));
     assert_eq!(row.outcome, "Completed");
     let attributes: serde_json::Value = serde_json::from_str(&row.attributes).unwrap();
-    let received = |side: &str| -> u64 {
-        attributes[format!("call.{side}.packets_received")]
-            .as_str()
-            .unwrap_or("0")
-            .parse()
-            .unwrap()
-    };
+    let received =
+        |side: &str| -> u64 { call_figure(&attributes, &format!("call.{side}.packets_received")) };
     // The carrier's three seconds of tone reached genkan and, echoed by the phone, came back.
     assert!(received("customer") >= 140, "{attributes}");
     assert!(received("agent") >= 100, "{attributes}");

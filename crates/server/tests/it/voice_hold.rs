@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use tokio::net::UdpSocket;
 
 use crate::voice::{
-    PHONE_PASSWORD, final_response, free_udp_port, newest_contact, offer, phone, register, request,
-    start, status, succeeds, trunk, work_dir, write_tone,
+    PHONE_PASSWORD, call_figure, final_response, free_udp_port, newest_contact, offer, phone,
+    register, request, start, status, succeeds, trunk, work_dir, write_tone,
 };
 
 /// RMS of each 20 ms frame of one channel of a stereo 16-bit WAV's samples.
@@ -66,11 +66,7 @@ async fn an_agent_who_holds_is_answered_recvonly_and_the_caller_hears_silence_un
     assert_eq!(row.outcome, "Completed");
     let attributes: serde_json::Value = serde_json::from_str(&row.attributes).unwrap();
     assert_eq!(attributes["call.hold_count"], "1", "{attributes}");
-    let held: f64 = attributes["call.hold_seconds"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let held: f64 = call_figure(&attributes, "call.hold_seconds");
     assert!((1.2..3.0).contains(&held), "held {held} s: {attributes}");
 
     // The customer channel has the tone throughout; the agent channel (the phone's echo of
@@ -124,11 +120,7 @@ async fn a_carrier_holds_the_old_way_and_resumes_with_a_re_invite_without_an_off
     let attributes: serde_json::Value = serde_json::from_str(&row.attributes).unwrap();
     // The ACK's sendrecv answer ended the hold.
     assert_eq!(attributes["call.hold_count"], "1", "{attributes}");
-    let held: f64 = attributes["call.hold_seconds"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let held: f64 = call_figure(&attributes, "call.hold_seconds");
     assert!((0.7..2.0).contains(&held), "held {held} s: {attributes}");
 
     // The caller's channel has two of the tone's three seconds: the held one is silence.

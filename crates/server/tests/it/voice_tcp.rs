@@ -14,8 +14,8 @@ use tokio::process::Child;
 use crate::harness::Genkan;
 use crate::identity::{Browser, add_user};
 use crate::voice::{
-    PHONE_PASSWORD, free_udp_port, newest_contact, phone, register, scenario, sipp, start,
-    start_with, succeeds, trunk, work_dir, write_tone,
+    PHONE_PASSWORD, call_figure, free_udp_port, newest_contact, phone, register, scenario, sipp,
+    start, start_with, succeeds, trunk, work_dir, write_tone,
 };
 
 const SUPERVISOR_PASSWORD: &str = "correct horse battery staple 8";
@@ -89,10 +89,7 @@ fn register_over_tcp(dir: &Path, agent: &str, sip: u16, contact: &str) -> Child 
 
 /// How many packets genkan received on one side of the newest call.
 fn packets_received(attributes: &serde_json::Value, side: &str) -> u64 {
-    attributes[format!("call.{side}.packets_received")]
-        .as_str()
-        .and_then(|count| count.parse().ok())
-        .unwrap_or(0)
+    call_figure(attributes, &format!("call.{side}.packets_received"))
 }
 
 /// A supervisor signed in, to watch the agents' presence.
